@@ -1,0 +1,124 @@
+//! Admission: everything between decoding a request body and writing it. Decoding into the
+//! k8s-openapi type (which also drops fields the kind does not have), defaulting, validation,
+//! and allocation of cluster-unique values.
+
+pub mod allocator;
+pub mod defaults;
+pub mod validation;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry::ResourceInfo;
+
+use k8s_openapi::api::{coordination, core};
+
+fn typed<T: DeserializeOwned + Serialize>(
+    info: &ResourceInfo,
+    obj: Value,
+    default: impl FnOnce(&mut T),
+) -> ApiResult<Value> {
+    let mut typed: T = serde_json::from_value(obj).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            info.kind, info.version, info.kind
+        ))
+    })?;
+    default(&mut typed);
+    serde_json::to_value(&typed).map_err(ApiError::internal)
+}
+
+/// Decode `obj` as `info`'s kind and apply Kubernetes defaults. `creating` adds the defaults
+/// only a new object gets (a pod's initial status, default tolerations).
+pub fn decode_and_default(info: &ResourceInfo, obj: Value, creating: bool) -> ApiResult<Value> {
+    match info.kind {
+        "Pod" => typed(info, obj, |p: &mut core::v1::Pod| {
+            defaults::pod(p, creating)
+        }),
+        "Deployment" => typed(info, obj, defaults::deployment),
+        "ReplicaSet" => typed(info, obj, defaults::replica_set),
+        "Job" => typed(info, obj, defaults::job),
+        "Service" => typed(info, obj, defaults::service),
+        "Namespace" => typed(info, obj, defaults::namespace),
+        "Secret" => typed(info, obj, defaults::secret),
+        "Endpoints" => typed(info, obj, defaults::endpoints),
+        "EndpointSlice" => typed(info, obj, defaults::endpoint_slice),
+        "Node" => typed(info, obj, |_: &mut core::v1::Node| {}),
+        "ConfigMap" => typed(info, obj, |_: &mut core::v1::ConfigMap| {}),
+        "Event" => typed(info, obj, |_: &mut core::v1::Event| {}),
+        "Lease" => typed(info, obj, |_: &mut coordination::v1::Lease| {}),
+        other => Err(ApiError::internal(format!("no admission for kind {other}"))),
+    }
+}
+
+/// Paths present in `sent` but absent after decoding: fields the kind does not have.
+pub fn unknown_fields(sent: &Value, decoded: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_unknown(sent, decoded, String::new(), &mut out);
+    out
+}
+
+fn collect_unknown(sent: &Value, decoded: &Value, path: String, out: &mut Vec<String>) {
+    match (sent, decoded) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match b.get(k) {
+                    Some(d) => collect_unknown(v, d, p, out),
+                    // Null and empty values are dropped by the typed round trip without being unknown.
+                    None if v.is_null() => {}
+                    None if is_known_empty(v) => {}
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                collect_unknown(x, y, format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_known_empty(v: &Value) -> bool {
+    matches!(v, Value::Object(m) if m.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::find;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_found_by_path() {
+        let pods = find("", "v1", "pods").unwrap();
+        let sent = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i", "imagePolicy": "x"}], "bogus": 1}});
+        let decoded = decode_and_default(pods, sent.clone(), true).unwrap();
+        let unknown = unknown_fields(&sent, &decoded);
+        assert_eq!(
+            unknown,
+            vec!["spec.containers[0].imagePolicy", "spec.bogus"]
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_bad_requests() {
+        let cms = find("", "v1", "configmaps").unwrap();
+        let err = decode_and_default(
+            cms,
+            json!({"metadata": {"name": "x"}, "data": {"a": 1}}),
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 400);
+    }
+}

@@ -1,0 +1,85 @@
+//! skiff-apiserver binary: flags, logging, signals.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use ipnet::Ipv4Net;
+
+/// The skiff API server: Kubernetes' REST API over etcd.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// etcd endpoints, comma separated (e.g. http://127.0.0.1:2379,http://10.0.0.2:2379).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379",
+        env = "SKIFF_ETCD_SERVERS"
+    )]
+    etcd_servers: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_address: IpAddr,
+    /// Port to listen on (plain HTTP).
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    /// CIDR from which Service ClusterIPs are allocated.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: Ipv4Net,
+    /// Port range for NodePort services, as FIRST-LAST.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    service_node_port_range: (u16, u16),
+    /// Changes remembered per resource for watches resuming from a resourceVersion.
+    #[arg(long, default_value_t = 10_000)]
+    watch_cache_size: usize,
+    /// How often etcd history is compacted, in seconds (0 disables compaction).
+    #[arg(long, default_value_t = 300)]
+    etcd_compaction_interval: u64,
+    /// Log filter, e.g. info or skiff_apiserver=debug.
+    #[arg(long, default_value = "info", env = "RUST_LOG")]
+    log: String,
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or("expected FIRST-LAST, e.g. 30000-32767")?;
+    let a: u16 = a.trim().parse().map_err(|e| format!("first port: {e}"))?;
+    let b: u16 = b.trim().parse().map_err(|e| format!("last port: {e}"))?;
+    if a > b {
+        return Err(format!("first port {a} is above last port {b}"));
+    }
+    Ok((a, b))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .init();
+    let config = skiff_apiserver::Config {
+        etcd_servers: args.etcd_servers,
+        bind_address: args.bind_address,
+        port: args.port,
+        service_cluster_ip_range: args.service_cluster_ip_range,
+        service_node_port_range: args.service_node_port_range.0..=args.service_node_port_range.1,
+        watch_cache_size: args.watch_cache_size,
+        compaction_interval: (args.etcd_compaction_interval > 0)
+            .then(|| Duration::from_secs(args.etcd_compaction_interval)),
+        ..Default::default()
+    };
+    let mut server = skiff_apiserver::start(config)
+        .await
+        .context("starting skiff-apiserver")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM; shutting down"),
+        _ = server.wait() => anyhow::bail!("server stopped unexpectedly"),
+    }
+    server.stop().await;
+    Ok(())
+}

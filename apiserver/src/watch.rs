@@ -1,0 +1,400 @@
+//! The watch cache: one etcd watch per resource feeds an in-memory copy of every object and a
+//! bounded window of recent events. Watches and consistent lists are served from it, so a
+//! thousand watchers cost one etcd watch, and a slow watcher only loses its own stream.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use etcd_client::{EventType as EtcdEventType, GetOptions, WatchOptions};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::error::ApiError;
+use crate::registry::ResourceInfo;
+use crate::storage::{decode, prefix_end, set_resource_version, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// A change to one object. For `Deleted`, `object` is the last state with the deletion revision.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub kind: EventType,
+    pub key: String,
+    pub object: Arc<Value>,
+    pub prev: Option<Arc<Value>>,
+    pub revision: i64,
+    encoded: OnceLock<Bytes>,
+}
+
+impl CacheEvent {
+    pub fn new(
+        kind: EventType,
+        key: String,
+        object: Arc<Value>,
+        prev: Option<Arc<Value>>,
+        revision: i64,
+    ) -> Self {
+        CacheEvent {
+            kind,
+            key,
+            object,
+            prev,
+            revision,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The object's JSON, serialized once however many watchers send it.
+    pub fn encoded_object(&self) -> Bytes {
+        self.encoded
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&*self.object).unwrap_or_default()))
+            .clone()
+    }
+}
+
+/// Where a new watch starts.
+pub struct Subscription {
+    /// Events to send before live ones: synthetic ADDED for a fresh start, or history replay.
+    pub initial: Vec<Arc<CacheEvent>>,
+    /// The cache's revision when the subscription was taken.
+    pub revision: i64,
+    pub live: broadcast::Receiver<Arc<CacheEvent>>,
+}
+
+struct Inner {
+    objects: BTreeMap<String, Arc<Value>>,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// Watches can resume from any revision at or after this one.
+    oldest: i64,
+    revision: i64,
+    live: broadcast::Sender<Arc<CacheEvent>>,
+}
+
+pub struct WatchCache {
+    pub info: &'static ResourceInfo,
+    inner: RwLock<Inner>,
+    revision_tx: watch::Sender<i64>,
+    progress_tx: mpsc::Sender<()>,
+    progress_rx: std::sync::Mutex<Option<mpsc::Receiver<()>>>,
+    capacity: usize,
+    live_capacity: usize,
+}
+
+const LIST_PAGE: i64 = 1000;
+
+impl WatchCache {
+    pub fn new(info: &'static ResourceInfo, capacity: usize) -> Arc<Self> {
+        let live_capacity = capacity.clamp(1024, 65536);
+        let (live, _) = broadcast::channel(live_capacity);
+        let (revision_tx, _) = watch::channel(0);
+        let (progress_tx, progress_rx) = mpsc::channel(1);
+        Arc::new(WatchCache {
+            info,
+            inner: RwLock::new(Inner {
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                oldest: 0,
+                revision: 0,
+                live,
+            }),
+            revision_tx,
+            progress_tx,
+            progress_rx: std::sync::Mutex::new(Some(progress_rx)),
+            capacity: capacity.max(1),
+            live_capacity,
+        })
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.inner.read().expect("cache lock").revision
+    }
+
+    /// The oldest revision a watch may start from.
+    pub fn oldest(&self) -> i64 {
+        self.inner.read().expect("cache lock").oldest
+    }
+
+    /// Forget history up to `revision` (etcd compacted it).
+    pub fn trim_history(&self, revision: i64) {
+        let mut inner = self.inner.write().expect("cache lock");
+        while inner
+            .history
+            .front()
+            .is_some_and(|e| e.revision <= revision)
+        {
+            inner.history.pop_front();
+        }
+        if inner.oldest < revision {
+            inner.oldest = revision;
+        }
+    }
+
+    /// Keep the cache in step with etcd until the process ends.
+    pub async fn run(self: Arc<Self>, store: Store) {
+        let mut progress_rx = self
+            .progress_rx
+            .lock()
+            .expect("progress lock")
+            .take()
+            .expect("a cache runs once");
+        loop {
+            if let Err(e) = self.sync(&store, &mut progress_rx).await {
+                tracing::warn!(resource = self.info.plural, error = %e, "watch cache lost etcd; re-listing");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+
+    /// List everything, then follow etcd's watch from that revision. Returns on any break.
+    async fn sync(
+        &self,
+        store: &Store,
+        progress_rx: &mut mpsc::Receiver<()>,
+    ) -> Result<(), StoreError> {
+        let prefix = self.info.storage_prefix();
+        let mut kv = store.client().kv_client();
+        let mut objects = BTreeMap::new();
+        let mut start = prefix.clone().into_bytes();
+        let mut list_rev = 0;
+        loop {
+            let opts = GetOptions::new()
+                .with_range(prefix_end(&prefix))
+                .with_limit(LIST_PAGE)
+                .with_revision(list_rev);
+            let resp = kv.get(start.clone(), Some(opts)).await?;
+            if list_rev == 0 {
+                list_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            for kv in resp.kvs() {
+                let v = decode(kv)?;
+                objects.insert(
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    Arc::new(v.value),
+                );
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    start = last.key().to_vec();
+                    start.push(0);
+                }
+                _ => break,
+            }
+        }
+        self.reset(objects, list_rev);
+
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_prev_key()
+            .with_start_revision(list_rev + 1);
+        let mut stream = store
+            .client()
+            .watch_client()
+            .watch(prefix.clone(), Some(opts))
+            .await?;
+        loop {
+            tokio::select! {
+                msg = stream.message() => {
+                    let Some(resp) = msg? else { return Ok(()) };
+                    if resp.canceled() {
+                        return Err(StoreError::Compacted(format!(
+                            "etcd watch canceled (compacted at {}): {}",
+                            resp.compact_revision(),
+                            resp.cancel_reason()
+                        )));
+                    }
+                    if resp.events().is_empty() {
+                        // A progress notification: everything up to this revision has been seen.
+                        if let Some(h) = resp.header() {
+                            self.advance(h.revision());
+                        }
+                        continue;
+                    }
+                    for ev in resp.events() {
+                        self.apply(ev)?;
+                    }
+                }
+                Some(()) = progress_rx.recv() => {
+                    stream.request_progress().await?;
+                }
+            }
+        }
+    }
+
+    fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: i64) {
+        let mut inner = self.inner.write().expect("cache lock");
+        inner.objects = objects;
+        inner.history.clear();
+        inner.oldest = revision;
+        inner.revision = revision;
+        // Watchers of the old stream may have missed events: close them so they start over.
+        let (live, _) = broadcast::channel(self.live_capacity);
+        inner.live = live;
+        drop(inner);
+        self.revision_tx.send_replace(revision);
+    }
+
+    fn advance(&self, revision: i64) {
+        let mut inner = self.inner.write().expect("cache lock");
+        if revision > inner.revision {
+            inner.revision = revision;
+            drop(inner);
+            self.revision_tx.send_replace(revision);
+        }
+    }
+
+    fn apply(&self, ev: &etcd_client::Event) -> Result<(), StoreError> {
+        let Some(kv) = ev.kv() else { return Ok(()) };
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        let revision = kv.mod_revision();
+        let mut inner = self.inner.write().expect("cache lock");
+        let prev = inner.objects.get(&key).cloned();
+        let event = match ev.event_type() {
+            EtcdEventType::Put => {
+                let object = Arc::new(decode(kv)?.value);
+                inner.objects.insert(key.clone(), object.clone());
+                let kind = if prev.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
+                CacheEvent::new(kind, key, object, prev, revision)
+            }
+            EtcdEventType::Delete => {
+                inner.objects.remove(&key);
+                let Some(prev) = prev else {
+                    // Deleted before we ever saw it (e.g. created and removed inside one list).
+                    inner.revision = revision.max(inner.revision);
+                    return Ok(());
+                };
+                let mut last = (*prev).clone();
+                set_resource_version(&mut last, revision);
+                CacheEvent::new(
+                    EventType::Deleted,
+                    key,
+                    Arc::new(last),
+                    Some(prev),
+                    revision,
+                )
+            }
+        };
+        let event = Arc::new(event);
+        inner.history.push_back(event.clone());
+        while inner.history.len() > self.capacity {
+            if let Some(old) = inner.history.pop_front() {
+                inner.oldest = old.revision;
+            }
+        }
+        inner.revision = revision.max(inner.revision);
+        // No receivers is fine; a lagging receiver notices on its own.
+        let _ = inner.live.send(event);
+        drop(inner);
+        self.revision_tx.send_replace(revision);
+        Ok(())
+    }
+
+    /// Wait until the cache has seen `revision`, asking etcd for a progress notification when
+    /// the resource itself is quiet. Kubernetes gives up after 3 s with a 504.
+    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> Result<(), ApiError> {
+        let mut rx = self.revision_tx.subscribe();
+        if *rx.borrow() >= revision {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let _ = self.progress_tx.try_send(());
+            let outcome =
+                tokio::time::timeout(Duration::from_millis(100), rx.wait_for(|r| *r >= revision))
+                    .await
+                    .map(|r| r.is_ok());
+            match outcome {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(ApiError::internal("watch cache stopped")),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ApiError::timeout(format!(
+                        "Too large resource version: {revision}, current: {}",
+                        *rx.borrow()
+                    )))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Every object under `prefix`, as of the cache's current revision.
+    pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
+        let inner = self.inner.read().expect("cache lock");
+        let items = inner
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.revision)
+    }
+
+    /// Start a watch. `from: None` begins with the current state as ADDED events; `Some(rv)`
+    /// replays every change after `rv`, or fails with 410 Gone if that is no longer in the window.
+    pub fn subscribe(&self, prefix: &str, from: Option<i64>) -> Result<Subscription, ApiError> {
+        let inner = self.inner.read().expect("cache lock");
+        let initial = match from {
+            None => inner
+                .objects
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| {
+                    let rev = resource_version(v).unwrap_or(inner.revision);
+                    Arc::new(CacheEvent::new(
+                        EventType::Added,
+                        k.clone(),
+                        v.clone(),
+                        None,
+                        rev,
+                    ))
+                })
+                .collect(),
+            Some(rv) => {
+                if rv < inner.oldest {
+                    return Err(ApiError::expired(format!(
+                        "too old resource version: {rv} ({})",
+                        inner.oldest
+                    )));
+                }
+                inner
+                    .history
+                    .iter()
+                    .filter(|e| e.revision > rv && e.key.starts_with(prefix))
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok(Subscription {
+            initial,
+            revision: inner.revision,
+            live: inner.live.subscribe(),
+        })
+    }
+}
+
+pub fn resource_version(v: &Value) -> Option<i64> {
+    v.pointer("/metadata/resourceVersion")?
+        .as_str()?
+        .parse()
+        .ok()
+}

@@ -1,0 +1,15 @@
+//! Small pieces shared by skiff components: label and field selectors, resource quantities and
+//! strategic merge patch, all with Kubernetes semantics.
+
+pub mod fields;
+pub mod labels;
+pub mod quantity;
+pub mod strategic_merge;
+mod validation;
+
+pub use fields::{FieldOp, FieldRequirement, FieldSelector, FieldSelectorError};
+pub use labels::{LabelSelector, Operator, Requirement, SelectorError};
+pub use quantity::{Quantity, QuantityError};
+pub use strategic_merge::{
+    apply_patch, create_three_way_patch, schema_for, ListStrategy, PatchError, SchemaNode,
+};
