@@ -173,9 +173,53 @@ pub fn openapi_v3_document(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
+/// `/openapi/v2` as JSON: paths and definitions are left out, so kubectl (which fetches this
+/// document before `apply`) validates nothing client-side and computes strategic merge patches
+/// from its built-in types, leaving validation to the server.
+pub fn openapi_v2_json() -> Value {
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0")},
+        "paths": {},
+        "definitions": {},
+    })
+}
+
+/// The same document in the gnostic `openapi.v2.Document` protobuf encoding, which is the only
+/// one client-go's `OpenAPISchema()` accepts.
+pub fn openapi_v2_protobuf() -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
+        // Wire type 2 (length-delimited); every length here fits a one-byte varint.
+        out.push((number << 3) | 2);
+        out.push(u8::try_from(bytes.len()).expect("short field"));
+        out.extend_from_slice(bytes);
+    }
+    let version = format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0");
+    let mut info = Vec::new();
+    field(&mut info, 1, b"Kubernetes");
+    field(&mut info, 2, version.as_bytes());
+    let mut doc = Vec::new();
+    field(&mut doc, 1, b"2.0");
+    field(&mut doc, 2, &info);
+    field(&mut doc, 8, &[]);
+    field(&mut doc, 9, &[]);
+    doc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn openapi_v2_protobuf_encodes_swagger_and_info() {
+        let doc = openapi_v2_protobuf();
+        assert_eq!(&doc[..5], &[0x0a, 3, b'2', b'.', b'0']);
+        assert_eq!(doc[5], 0x12, "info is field 2");
+        assert!(
+            doc.ends_with(&[0x42, 0, 0x4a, 0]),
+            "empty paths (8) and definitions (9)"
+        );
+    }
 
     #[test]
     fn core_discovery_lists_pods_with_short_names_and_subresources() {

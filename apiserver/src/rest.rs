@@ -547,7 +547,22 @@ async fn watch(
         cache.wait_for(rev, Duration::from_secs(3)).await?;
     }
     let prefix = t.prefix();
-    let sub = cache.subscribe(&prefix, if send_initial { None } else { from })?;
+    let sub = match cache.subscribe(&prefix, if send_initial { None } else { from }) {
+        Ok(sub) => sub,
+        // As kube-apiserver does: the watch starts, and its only event is the 410 error.
+        Err(e) if e.code == 410 => {
+            let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()}))
+                .unwrap_or_default();
+            line.push(b'\n');
+            let mut resp = Response::new(Body::from(line));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(resp);
+        }
+        Err(e) => return Err(e),
+    };
     let bookmarks = params.flag("allowWatchBookmarks");
     let timeout = params
         .int("timeoutSeconds")?

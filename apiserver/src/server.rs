@@ -255,6 +255,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/{version}", get(core_resources))
         .route("/apis/{group}", get(api_group))
         .route("/apis/{group}/{version}", get(group_resources))
+        .route("/openapi/v2", get(openapi_v2))
         .route(
             "/openapi/v3",
             get(|| async { json_response(StatusCode::OK, &discovery::openapi_v3_index()) }),
@@ -314,6 +315,22 @@ async fn api_group(Path(group): Path<String>) -> Response {
 
 async fn group_resources(Path((group, version)): Path<(String, String)>) -> Response {
     found(discovery::resources(&group, &version))
+}
+
+async fn openapi_v2(headers: axum::http::HeaderMap) -> Response {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.contains("protobuf") {
+        let content_type = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+        return (
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            discovery::openapi_v2_protobuf(),
+        )
+            .into_response();
+    }
+    json_response(StatusCode::OK, &discovery::openapi_v2_json())
 }
 
 async fn openapi_v3(Path(path): Path<String>) -> Response {

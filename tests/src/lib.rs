@@ -1,1 +1,344 @@
+//! skiff-testkit: starts the real parts a test needs in a temp dir (etcd on random ports, the
+//! apiserver in-process) and stops them when dropped, by PID. Nothing is ever killed by name.
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tempfile::TempDir;
+
+pub use skiff_apiserver;
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port on loopback")
+}
+
+/// Wait until `check` returns `Some`, polling every 50 ms, failing after `timeout` with a
+/// message naming what was awaited.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A child process that is killed (by its PID) and reaped when dropped.
+pub struct OwnedChild {
+    pub name: &'static str,
+    child: Child,
+}
+
+impl OwnedChild {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send SIGTERM and wait up to `grace` for the process to exit, then SIGKILL.
+    pub fn terminate(&mut self, grace: Duration) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) on a PID we spawned and have not reaped, so it cannot have been reused.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnedChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// An etcd server on random loopback ports with its data in a temp dir.
+pub struct Etcd {
+    pub endpoint: String,
+    process: OwnedChild,
+    _dir: TempDir,
+}
+
+impl Etcd {
+    pub async fn start() -> anyhow::Result<Etcd> {
+        let dir = tempfile::Builder::new().prefix("skiff-etcd-").tempdir()?;
+        let binary = which("etcd")
+            .context("etcd is not installed: run `make deps` (Debian package etcd-server)")?;
+        for _attempt in 0..5 {
+            let (client_port, peer_port) = (free_port(), free_port());
+            let endpoint = format!("http://127.0.0.1:{client_port}");
+            let log = std::fs::File::create(dir.path().join("etcd.log"))?;
+            let child = Command::new(&binary)
+                .arg("--name=skiff-test")
+                .arg(format!("--data-dir={}", dir.path().join("data").display()))
+                .arg(format!("--listen-client-urls={endpoint}"))
+                .arg(format!("--advertise-client-urls={endpoint}"))
+                .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+                .arg(format!(
+                    "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
+                ))
+                .arg(format!(
+                    "--initial-cluster=skiff-test=http://127.0.0.1:{peer_port}"
+                ))
+                .arg("--log-level=error")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("starting etcd")?;
+            let mut process = OwnedChild {
+                name: "etcd",
+                child,
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(Some(status)) = process.child.try_wait() {
+                    tracing::warn!(%status, "etcd exited during start-up (port taken?); retrying");
+                    break;
+                }
+                if etcd_client::Client::connect([endpoint.as_str()], None)
+                    .await
+                    .ok()
+                    .is_some()
+                    && etcd_ready(&endpoint).await
+                {
+                    return Ok(Etcd {
+                        endpoint,
+                        process,
+                        _dir: dir,
+                    });
+                }
+                if std::time::Instant::now() > deadline {
+                    bail!(
+                        "etcd did not become ready; log:\n{}",
+                        std::fs::read_to_string(dir.path().join("etcd.log")).unwrap_or_default()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        bail!("etcd could not start on any free port")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub async fn client(&self) -> anyhow::Result<etcd_client::Client> {
+        Ok(etcd_client::Client::connect([self.endpoint.as_str()], None).await?)
+    }
+}
+
+async fn etcd_ready(endpoint: &str) -> bool {
+    match etcd_client::Client::connect([endpoint], None).await {
+        Ok(mut c) => c.get("/", None).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Find an executable on PATH (or the extra system dirs Debian uses for daemons).
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// etcd plus an in-process apiserver on a random port, and a kubeconfig pointing at it.
+pub struct TestCluster {
+    pub api: skiff_apiserver::RunningServer,
+    pub etcd: Etcd,
+    dir: TempDir,
+}
+
+impl TestCluster {
+    pub async fn start() -> anyhow::Result<TestCluster> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Start with a tweaked apiserver configuration.
+    pub async fn start_with(
+        tweak: impl FnOnce(&mut skiff_apiserver::Config),
+    ) -> anyhow::Result<TestCluster> {
+        init_tracing();
+        let etcd = Etcd::start().await?;
+        let mut config = skiff_apiserver::Config {
+            etcd_servers: vec![etcd.endpoint.clone()],
+            port: 0,
+            compaction_interval: None,
+            ..Default::default()
+        };
+        tweak(&mut config);
+        let api = skiff_apiserver::start(config).await?;
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-cluster-")
+            .tempdir()?;
+        let cluster = TestCluster { api, etcd, dir };
+        std::fs::write(cluster.kubeconfig_path(), kubeconfig(&cluster.url()))?;
+        Ok(cluster)
+    }
+
+    pub fn url(&self) -> String {
+        self.api.url()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// A kube-rs client for the apiserver.
+    pub fn client(&self) -> kube::Client {
+        let config = kube::Config::new(self.url().parse().expect("apiserver URL is a valid URI"));
+        kube::Client::try_from(config).expect("building a kube client")
+    }
+
+    /// Run a kubectl binary against this cluster (without blocking the in-process apiserver).
+    pub async fn kubectl(&self, kubectl: &Path, args: &[&str]) -> KubectlOutput {
+        self.kubectl_with_stdin(kubectl, args, None).await
+    }
+
+    pub async fn kubectl_with_stdin(
+        &self,
+        kubectl: &Path,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> KubectlOutput {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(kubectl)
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig_path())
+            .env("HOME", self.dir.path())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {}: {e}", kubectl.display()));
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            pipe.write_all(input.as_bytes())
+                .await
+                .expect("writing kubectl stdin");
+        }
+        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within 120 s"))
+            .expect("waiting for kubectl");
+        KubectlOutput {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub async fn stop(self) {
+        self.api.stop().await;
+    }
+}
+
+#[derive(Debug)]
+pub struct KubectlOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl KubectlOutput {
+    /// Panic with both streams unless kubectl succeeded.
+    pub fn ok(self) -> Self {
+        assert!(
+            self.success,
+            "kubectl failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A kubeconfig usable by kubectl and kube-rs for a plain-HTTP apiserver.
+pub fn kubeconfig(server: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: skiff
+  cluster:
+    server: {server}
+contexts:
+- name: skiff
+  context:
+    cluster: skiff
+    user: skiff
+    namespace: default
+current-context: skiff
+users:
+- name: skiff
+  user: {{}}
+"
+    )
+}
+
+/// The kubectl binaries the compatibility tests drive: the default one and 1.27.
+pub fn kubectl_binaries() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(k) = which("kubectl") {
+        out.push(k);
+    }
+    let old = PathBuf::from("/usr/lib/google-cloud-sdk/bin/kubectl.1.27");
+    if old.is_file() {
+        out.push(old);
+    }
+    out
+}
+
+/// The repository root (for manifests/).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository")
+        .to_path_buf()
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SKIFF_TEST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
