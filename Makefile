@@ -39,7 +39,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 bench: deps
-	@echo "benchmarks are added with the components they measure; see docs/benchmarks.md"
+	$(CARGO) bench -p skiff-testkit --bench apiserver
 
 ## Start a local cluster under $(DATA_DIR) and apply the demo app.
 up: deps release

@@ -169,8 +169,50 @@ pub fn openapi_v3_document(group: &str, version: &str) -> Option<Value> {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0")},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas(group, version)},
     }))
+}
+
+/// The JSON schemas of a group/version's kinds and everything they reference, from the
+/// k8s-openapi types (with their Kubernetes descriptions), so that `kubectl explain` works.
+fn schemas(group: &str, version: &str) -> Value {
+    use k8s_openapi::api::{apps, batch, coordination, core, discovery as disc};
+    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+    let mut kinds = Vec::new();
+    for r in registry::in_group_version(group, version) {
+        let name = match r.kind {
+            "Namespace" => generator.subschema_for::<core::v1::Namespace>(),
+            "Pod" => generator.subschema_for::<core::v1::Pod>(),
+            "Node" => generator.subschema_for::<core::v1::Node>(),
+            "Service" => generator.subschema_for::<core::v1::Service>(),
+            "Endpoints" => generator.subschema_for::<core::v1::Endpoints>(),
+            "Event" => generator.subschema_for::<core::v1::Event>(),
+            "ConfigMap" => generator.subschema_for::<core::v1::ConfigMap>(),
+            "Secret" => generator.subschema_for::<core::v1::Secret>(),
+            "Deployment" => generator.subschema_for::<apps::v1::Deployment>(),
+            "ReplicaSet" => generator.subschema_for::<apps::v1::ReplicaSet>(),
+            "Job" => generator.subschema_for::<batch::v1::Job>(),
+            "Lease" => generator.subschema_for::<coordination::v1::Lease>(),
+            "EndpointSlice" => generator.subschema_for::<disc::v1::EndpointSlice>(),
+            _ => continue,
+        };
+        let reference = name
+            .get("$ref")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        kinds.push((reference.rsplit('/').next().unwrap_or("").to_string(), r));
+    }
+    let mut defs = generator.take_definitions(true);
+    for (name, r) in kinds {
+        if let Some(schema) = defs.get_mut(&name).and_then(Value::as_object_mut) {
+            schema.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": r.group, "version": r.version, "kind": r.kind}]),
+            );
+        }
+    }
+    Value::Object(defs)
 }
 
 /// `/openapi/v2` as JSON: paths and definitions are left out, so kubectl (which fetches this

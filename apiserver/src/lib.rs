@@ -8,6 +8,7 @@ pub mod admission;
 pub mod discovery;
 pub mod error;
 pub mod logs;
+pub mod managed_fields;
 pub mod metrics;
 pub mod object;
 pub mod patch;

@@ -15,6 +15,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::admission::{self, allocator, validation};
 use crate::error::{ApiError, ApiResult};
+use crate::managed_fields;
 use crate::object;
 use crate::patch::{self, PatchType};
 use crate::registry::{self, ResourceInfo, Subresource};
@@ -233,12 +234,14 @@ async fn route(
         (Method::PUT, true, Some(Finalize)) => {
             update(state, &t, params, headers, &body, Mode::Finalize).await
         }
-        (Method::PUT, true, Some(Scale)) => update_scale(state, &t, &body, None).await,
+        (Method::PUT, true, Some(Scale)) => {
+            update_scale(state, &t, &body, None, &field_manager(params, headers)).await
+        }
         (Method::PATCH, true, None) => patch(state, &t, params, headers, &body, Mode::Main).await,
         (Method::PATCH, true, Some(Status)) => {
             patch(state, &t, params, headers, &body, Mode::Status).await
         }
-        (Method::PATCH, true, Some(Scale)) => patch_scale(state, &t, headers, &body).await,
+        (Method::PATCH, true, Some(Scale)) => patch_scale(state, &t, params, headers, &body).await,
         (Method::DELETE, true, None) => delete(state, &t, params, &body).await,
         (Method::DELETE, false, None) => delete_collection(state, &t, params, &body).await,
         _ => Err(ApiError::method_not_allowed(
@@ -859,7 +862,8 @@ async fn create(
     body: &[u8],
 ) -> ApiResult<Response> {
     let obj = decode_body(headers, body)?;
-    create_value(state, t, params, headers, obj).await
+    let manager = field_manager(params, headers);
+    create_value(state, t, params, headers, obj, Some(&manager)).await
 }
 
 async fn create_value(
@@ -868,12 +872,17 @@ async fn create_value(
     params: &Params,
     headers: &HeaderMap,
     mut obj: Value,
+    manager: Option<&str>,
 ) -> ApiResult<Response> {
     check_type_meta(t.info, &mut obj)?;
     init_metadata(t.info, &mut obj, t.namespace.as_deref())?;
     let name = object::name(&obj).to_string();
     let sent = obj.clone();
-    let obj = admission::decode_and_default(t.info, obj, true)?;
+    let mut obj = admission::decode_and_default(t.info, obj, true)?;
+    if let Some(m) = manager {
+        let av = t.info.api_version();
+        managed_fields::track_update(None, &mut obj, m, &av, schema_of(t.info), &object::now());
+    }
     let warnings = field_validation(params, &sent, &obj)?;
     let causes = validation::validate(t.info, &obj);
     if !causes.is_empty() {
@@ -892,6 +901,24 @@ async fn create_value(
         respond(headers, t.info, StatusCode::CREATED, &created),
         &warnings,
     ))
+}
+
+/// Who is writing, for managedFields: `fieldManager`, else the client's user-agent name.
+fn field_manager(params: &Params, headers: &HeaderMap) -> String {
+    if let Some(m) = params.get("fieldManager") {
+        return m.to_string();
+    }
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+fn schema_of(info: &ResourceInfo) -> Option<&'static skiff_common::SchemaNode> {
+    skiff_common::schema_for(&info.api_version(), info.kind)
 }
 
 /// Create an object on the server's own behalf (bootstrap namespaces and services).
@@ -1033,16 +1060,17 @@ fn ready_to_remove(info: &ResourceInfo, obj: &Value) -> bool {
 /// resourceVersion. Returns the stored object and whether anything was written.
 async fn guaranteed_update<F>(
     state: &AppState,
-    info: &ResourceInfo,
-    key: &str,
-    name: &str,
+    t: &Target,
     mode: Mode,
     dry_run: bool,
+    manager: Option<&str>,
     mut mutate: F,
 ) -> ApiResult<(Value, bool)>
 where
     F: FnMut(&Value) -> ApiResult<(Value, Option<i64>)>,
 {
+    let (info, key, name) = (t.info, t.key(), t.name());
+    let key = key.as_str();
     let mut taken = HashSet::new();
     for _ in 0..WRITE_ATTEMPTS {
         let current: Versioned = state
@@ -1057,6 +1085,17 @@ where
             }
         }
         let mut new = admit_update(info, &current.value, desired, mode)?;
+        if let (Some(m), Mode::Main) = (manager, mode) {
+            let av = info.api_version();
+            managed_fields::track_update(
+                Some(&current.value),
+                &mut new,
+                m,
+                &av,
+                schema_of(info),
+                &object::now(),
+            );
+        }
         if new == current.value {
             return Ok((current.value, false));
         }
@@ -1150,15 +1189,10 @@ async fn update(
     let precondition = body_precondition(&obj)?;
     let sent = obj.clone();
     let mut decoded_for_warnings = None;
-    let (stored, _) = guaranteed_update(
-        state,
-        t.info,
-        &t.key(),
-        t.name(),
-        mode,
-        params.dry_run(),
-        |_| Ok((obj.clone(), precondition)),
-    )
+    let manager = field_manager(params, headers);
+    let (stored, _) = guaranteed_update(state, t, mode, params.dry_run(), Some(&manager), |_| {
+        Ok((obj.clone(), precondition))
+    })
     .await
     .inspect(|(v, _)| decoded_for_warnings = Some(v.clone()))?;
     let warnings = if mode == Mode::Main {
@@ -1191,32 +1225,16 @@ async fn patch(
     let ty = PatchType::from_content_type(content_type)?;
     let patch_body = patch::parse_body(ty, body)?;
     if ty == PatchType::Apply {
-        if params.get("fieldManager").is_none() {
-            return Err(ApiError::invalid(
-                t.info,
-                t.name(),
-                vec![crate::error::Cause {
-                    reason: "FieldValueRequired",
-                    field: "fieldManager".into(),
-                    message: "Required value: is required for apply patch".into(),
-                }],
-            ));
-        }
-        // Server-side apply of an object that does not exist yet creates it.
-        if state.store.get(&t.key()).await?.is_none() {
-            let mut obj = patch_body;
-            object::meta_mut(&mut obj).insert("name".into(), json!(t.name()));
-            return create_value(state, t, params, headers, obj).await;
-        }
+        return server_side_apply(state, t, params, headers, patch_body, mode).await;
     }
     let info = t.info;
+    let manager = field_manager(params, headers);
     let (stored, _) = guaranteed_update(
         state,
-        info,
-        &t.key(),
-        t.name(),
+        t,
         mode,
         params.dry_run(),
+        Some(&manager),
         |current| {
             let patched = patch::apply(info, ty, current, &patch_body)?;
             // A resourceVersion in the patch is a precondition, unless the patch left it as it was.
@@ -1239,6 +1257,106 @@ async fn patch(
     )
     .await?;
     Ok(respond(headers, info, StatusCode::OK, &stored))
+}
+
+/// Server-side apply: merge the applied configuration, remove what this manager applied before
+/// and no longer does, and refuse (409) to change fields another manager owns unless forced.
+async fn server_side_apply(
+    state: &AppState,
+    t: &Target,
+    params: &Params,
+    headers: &HeaderMap,
+    mut applied: Value,
+    mode: Mode,
+) -> ApiResult<Response> {
+    let Some(manager) = params.get("fieldManager").map(str::to_string) else {
+        return Err(ApiError::invalid(
+            t.info,
+            t.name(),
+            vec![crate::error::Cause {
+                reason: "FieldValueRequired",
+                field: "fieldManager".into(),
+                message: "Required value: is required for apply patch".into(),
+            }],
+        ));
+    };
+    if !applied.is_object() {
+        return Err(ApiError::bad_request("apply patch must be an object"));
+    }
+    check_type_meta(t.info, &mut applied)?;
+    let given = object::name(&applied);
+    if !given.is_empty() && given != t.name() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({given}) does not match the name on the URL ({})",
+            t.name()
+        )));
+    }
+    let force = params.flag("force");
+    let info = t.info;
+    let av = info.api_version();
+    let schema = schema_of(info);
+    if mode == Mode::Main && state.store.get(&t.key()).await?.is_none() {
+        object::meta_mut(&mut applied).insert("name".into(), json!(t.name()));
+        let created =
+            managed_fields::apply(None, &applied, &manager, &av, schema, force, &object::now())
+                .map_err(|c| conflict_error(info, t.name(), &c))?;
+        return create_value(state, t, params, headers, created, None).await;
+    }
+    let precondition = body_precondition(&applied)?;
+    let (stored, _) = guaranteed_update(state, t, mode, params.dry_run(), None, |current| {
+        let merged = managed_fields::apply(
+            Some(current),
+            &applied,
+            &manager,
+            &av,
+            schema,
+            force,
+            &object::now(),
+        )
+        .map_err(|c| conflict_error(info, t.name(), &c))?;
+        Ok((merged, precondition))
+    })
+    .await?;
+    Ok(respond(headers, info, StatusCode::OK, &stored))
+}
+
+/// 409 Conflict naming each field and its owner, as kube-apiserver reports apply conflicts.
+fn conflict_error(
+    info: &ResourceInfo,
+    name: &str,
+    conflicts: &[managed_fields::Conflict],
+) -> ApiError {
+    let lines: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "conflict with \"{}\" using {}: {}",
+                c.manager,
+                c.api_version,
+                managed_fields::render_path(&c.path)
+            )
+        })
+        .collect();
+    let message = if lines.len() == 1 {
+        format!("Apply failed with 1 conflict: {}", lines[0])
+    } else {
+        format!(
+            "Apply failed with {} conflicts: {}",
+            lines.len(),
+            lines.join("\n")
+        )
+    };
+    let mut err = ApiError::new(409, "Conflict", message);
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": managed_fields::render_path(&c.path)}))
+        .collect();
+    let mut details = json!({"name": name, "kind": info.plural, "causes": causes});
+    if !info.group.is_empty() {
+        details["group"] = json!(info.group);
+    }
+    err.details = Some(Box::new(details));
+    err
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1700,6 +1818,7 @@ async fn update_scale(
     t: &Target,
     body: &[u8],
     patched: Option<Value>,
+    manager: &str,
 ) -> ApiResult<Response> {
     let scale: Value = match patched {
         Some(v) => v,
@@ -1722,19 +1841,11 @@ async fn update_scale(
         )));
     }
     let precondition = body_precondition(&scale)?;
-    let (stored, _) = guaranteed_update(
-        state,
-        t.info,
-        &t.key(),
-        t.name(),
-        Mode::Main,
-        false,
-        |current| {
-            let mut next = current.clone();
-            next["spec"]["replicas"] = json!(replicas);
-            Ok((next, precondition))
-        },
-    )
+    let (stored, _) = guaranteed_update(state, t, Mode::Main, false, Some(manager), |current| {
+        let mut next = current.clone();
+        next["spec"]["replicas"] = json!(replicas);
+        Ok((next, precondition))
+    })
     .await?;
     Ok(json_response(StatusCode::OK, &scale_of(t.info, &stored)))
 }
@@ -1742,6 +1853,7 @@ async fn update_scale(
 async fn patch_scale(
     state: &AppState,
     t: &Target,
+    params: &Params,
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
@@ -1771,7 +1883,7 @@ async fn patch_scale(
     if let Some(m) = scale["metadata"].as_object_mut() {
         m.remove("resourceVersion");
     }
-    update_scale(state, t, &[], Some(scale)).await
+    update_scale(state, t, &[], Some(scale), &field_manager(params, headers)).await
 }
 
 #[cfg(test)]
