@@ -204,6 +204,11 @@ fn schemas(group: &str, version: &str) -> Value {
         kinds.push((reference.rsplit('/').next().unwrap_or("").to_string(), r));
     }
     let mut defs = generator.take_definitions(true);
+    for (name, r) in &kinds {
+        if let Some(node) = skiff_common::schema_for(&r.api_version(), r.kind) {
+            add_patch_extensions(&mut defs, name, node, 0);
+        }
+    }
     for (name, r) in kinds {
         if let Some(schema) = defs.get_mut(&name).and_then(Value::as_object_mut) {
             schema.insert(
@@ -213,6 +218,64 @@ fn schemas(group: &str, version: &str) -> Value {
         }
     }
     Value::Object(defs)
+}
+
+/// The definition a property refers to, directly, through `allOf`, or as its list items.
+fn referenced_definition(prop: &Value) -> Option<String> {
+    let direct = |v: &Value| {
+        v.get("$ref")
+            .or_else(|| v.pointer("/allOf/0/$ref"))
+            .and_then(Value::as_str)
+            .map(|r| r.rsplit('/').next().unwrap_or("").to_string())
+    };
+    direct(prop).or_else(|| prop.get("items").and_then(direct))
+}
+
+/// Mark merge keys and patch strategies as Kubernetes' published schemas do
+/// (`x-kubernetes-patch-merge-key`, `x-kubernetes-patch-strategy`), so clients that compute
+/// strategic merge patches from the OpenAPI document (kubectl apply) merge lists by key.
+fn add_patch_extensions(
+    defs: &mut serde_json::Map<String, Value>,
+    definition: &str,
+    node: &skiff_common::SchemaNode,
+    depth: usize,
+) {
+    use skiff_common::ListStrategy;
+    if depth > 16 {
+        return;
+    }
+    for field in node.fields {
+        let Some(prop) = defs
+            .get_mut(definition)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.get_mut(field.name))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let mut strategy = Vec::new();
+        match field.list {
+            ListStrategy::MergeByKey(key) => {
+                prop.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+                strategy.push("merge");
+            }
+            ListStrategy::MergePrimitives => strategy.push("merge"),
+            ListStrategy::Atomic => {}
+        }
+        if field.retain_keys {
+            strategy.push("retainKeys");
+        }
+        if !strategy.is_empty() {
+            prop.insert(
+                "x-kubernetes-patch-strategy".into(),
+                json!(strategy.join(",")),
+            );
+        }
+        let child = referenced_definition(&Value::Object(prop.clone()));
+        if let (Some(child), Some(child_node)) = (child, field.node) {
+            add_patch_extensions(defs, &child, child_node, depth + 1);
+        }
+    }
 }
 
 /// `/openapi/v2` as JSON: paths and definitions are left out, so kubectl (which fetches this
