@@ -679,15 +679,25 @@ fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
 
 /// `fieldValidation`: Strict rejects fields the kind does not have, Warn (the default) reports
 /// them in `Warning` headers, Ignore drops them silently.
-fn field_validation(params: &Params, sent: &Value, decoded: &Value) -> ApiResult<Vec<String>> {
+fn field_validation(
+    params: &Params,
+    sent: &Value,
+    decoded: &Value,
+    duplicates: &[String],
+) -> ApiResult<Vec<String>> {
     let directive = params.get("fieldValidation").unwrap_or("Warn");
     if directive == "Ignore" {
         return Ok(Vec::new());
     }
-    let unknown: Vec<String> = admission::unknown_fields(sent, decoded)
-        .into_iter()
-        .filter(|p| p != "metadata.resourceVersion" && !p.starts_with("status"))
-        .map(|p| format!("unknown field \"{p}\""))
+    let unknown: Vec<String> = duplicates
+        .iter()
+        .map(|p| format!("json: duplicate field \"{p}\""))
+        .chain(
+            admission::unknown_fields(sent, decoded)
+                .into_iter()
+                .filter(|p| p != "metadata.resourceVersion" && !p.starts_with("status"))
+                .map(|p| format!("unknown field \"{p}\"")),
+        )
         .collect();
     match directive {
         "Strict" if !unknown.is_empty() => Err(ApiError::bad_request(format!(
@@ -863,7 +873,8 @@ async fn create(
 ) -> ApiResult<Response> {
     let obj = decode_body(headers, body)?;
     let manager = field_manager(params, headers);
-    create_value(state, t, params, headers, obj, Some(&manager)).await
+    let duplicates = admission::duplicate_fields(body);
+    create_value(state, t, params, headers, obj, Some(&manager), &duplicates).await
 }
 
 async fn create_value(
@@ -873,6 +884,7 @@ async fn create_value(
     headers: &HeaderMap,
     mut obj: Value,
     manager: Option<&str>,
+    duplicates: &[String],
 ) -> ApiResult<Response> {
     check_type_meta(t.info, &mut obj)?;
     init_metadata(t.info, &mut obj, t.namespace.as_deref())?;
@@ -883,7 +895,7 @@ async fn create_value(
         let av = t.info.api_version();
         managed_fields::track_update(None, &mut obj, m, &av, schema_of(t.info), &object::now());
     }
-    let warnings = field_validation(params, &sent, &obj)?;
+    let warnings = field_validation(params, &sent, &obj, duplicates)?;
     let causes = validation::validate(t.info, &obj);
     if !causes.is_empty() {
         return Err(ApiError::invalid(t.info, &name, causes));
@@ -1187,23 +1199,18 @@ async fn update(
         }
     }
     let precondition = body_precondition(&obj)?;
-    let sent = obj.clone();
-    let mut decoded_for_warnings = None;
+    // Unknown and duplicate fields are judged before anything is written.
+    let warnings = if mode == Mode::Main {
+        let decoded = admission::decode_and_default(t.info, obj.clone(), false)?;
+        field_validation(params, &obj, &decoded, &admission::duplicate_fields(body))?
+    } else {
+        Vec::new()
+    };
     let manager = field_manager(params, headers);
     let (stored, _) = guaranteed_update(state, t, mode, params.dry_run(), Some(&manager), |_| {
         Ok((obj.clone(), precondition))
     })
-    .await
-    .inspect(|(v, _)| decoded_for_warnings = Some(v.clone()))?;
-    let warnings = if mode == Mode::Main {
-        field_validation(
-            params,
-            &sent,
-            decoded_for_warnings.as_ref().unwrap_or(&stored),
-        )?
-    } else {
-        Vec::new()
-    };
+    .await?;
     Ok(with_warnings(
         respond(headers, t.info, StatusCode::OK, &stored),
         &warnings,
@@ -1300,7 +1307,7 @@ async fn server_side_apply(
         let created =
             managed_fields::apply(None, &applied, &manager, &av, schema, force, &object::now())
                 .map_err(|c| conflict_error(info, t.name(), &c))?;
-        return create_value(state, t, params, headers, created, None).await;
+        return create_value(state, t, params, headers, created, None, &[]).await;
     }
     let precondition = body_precondition(&applied)?;
     let (stored, _) = guaranteed_update(state, t, mode, params.dry_run(), None, |current| {

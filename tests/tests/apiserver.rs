@@ -1129,3 +1129,51 @@ async fn a_stalled_watcher_does_not_hold_up_the_others() {
     drop(stalled);
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn strict_field_validation_rejects_unknown_and_duplicate_fields_before_writing() {
+    let cluster = TestCluster::start().await.unwrap();
+    let client = cluster.client();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let send = |method: &str, path: &str, body: &str| {
+        let client = client.clone();
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(body.as_bytes().to_vec())
+            .unwrap();
+        async move { client.request::<Value>(req).await }
+    };
+    let base = "/api/v1/namespaces/default/configmaps";
+    let dup = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d"},"data":{"a":"1","a":"2"}}"#;
+    let err = send("POST", &format!("{base}?fieldValidation=Strict"), dup)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 400 && s.message.contains("duplicate field \"data.a\"")),
+        "{err:?}"
+    );
+    assert!(cms.get_opt("d").await.unwrap().is_none());
+
+    // Ignore keeps the last value, as a plain decode does.
+    send("POST", &format!("{base}?fieldValidation=Ignore"), dup)
+        .await
+        .unwrap();
+    assert_eq!(cms.get("d").await.unwrap().data.unwrap()["a"], "2");
+
+    let unknown = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d"},"data":{"a":"3"},"extra":true}"#;
+    let err = send("PUT", &format!("{base}/d?fieldValidation=Strict"), unknown)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 400 && s.message.contains("unknown field \"extra\"")),
+        "{err:?}"
+    );
+    assert_eq!(
+        cms.get("d").await.unwrap().data.unwrap()["a"],
+        "2",
+        "the rejected update wrote nothing"
+    );
+    cluster.stop().await;
+}
