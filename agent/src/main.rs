@@ -1,13 +1,124 @@
-//! skiff agent. Not built yet: see the project's open issues.
+//! skiff-agent: the node agent. Registers its Node, keeps its Lease, runs the pods bound to it
+//! through containerd and serves container logs.
 
-use clap::Parser;
+use std::path::PathBuf;
 
-/// skiff agent (not implemented yet).
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use skiff_agent::{Config, Containerd};
+
 #[derive(Parser)]
-#[command(version, about)]
-struct Args {}
+#[command(
+    version,
+    about = "skiff node agent: runs the pods bound to this node through containerd"
+)]
+struct Args {
+    /// apiserver URL (e.g. http://127.0.0.1:6443); otherwise --kubeconfig or the usual defaults.
+    #[arg(long, env = "SKIFF_APISERVER")]
+    apiserver: Option<String>,
+    /// kubeconfig file to reach the apiserver.
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Name of this node (defaults to the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// containerd's gRPC socket.
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    containerd_socket: PathBuf,
+    /// containerd namespace the agent's containers and images live in.
+    #[arg(long, default_value = "skiff")]
+    containerd_namespace: String,
+    /// Pod CIDR of this node (written to the Node's spec.podCIDR).
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// Directory for container logs and volumes.
+    #[arg(long, default_value = "/var/lib/skiff-agent")]
+    root_dir: PathBuf,
+    /// Port of the agent API (logs, healthz, metrics); 0 picks a free one.
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    anyhow::bail!("skiff-agent is not implemented yet")
+#[derive(Subcommand)]
+enum Command {
+    /// Import an OCI image layout tarball into containerd (for offline hosts).
+    LoadImage {
+        /// The tarball (index.json, oci-layout, blobs/).
+        file: PathBuf,
+        /// Image name, when the layout's index does not carry one.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Write an OCI layout tarball of a one-layer image made from a static busybox binary.
+    BuildBusyboxImage {
+        /// Output tarball.
+        out: PathBuf,
+        #[arg(long, default_value = "/bin/busybox")]
+        busybox: PathBuf,
+        #[arg(long, default_value = "skiff.local/busybox:latest")]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    match &args.command {
+        Some(Command::LoadImage { file, name }) => {
+            let cd =
+                Containerd::connect(&args.containerd_socket, &args.containerd_namespace).await?;
+            for n in cd.import_layout_tar(file, name.as_deref()).await? {
+                println!("{n}");
+            }
+            return Ok(());
+        }
+        Some(Command::BuildBusyboxImage { out, busybox, name }) => {
+            skiff_agent::image::build_busybox_layout(busybox, out, name)?;
+            return Ok(());
+        }
+        None => {}
+    }
+    let client = kube_client(&args).await?;
+    let node_name = match &args.node_name {
+        Some(n) => n.clone(),
+        None => hostname::get()?.to_string_lossy().to_lowercase(),
+    };
+    let mut config = Config::new(
+        &node_name,
+        args.containerd_socket.clone(),
+        args.root_dir.clone(),
+    );
+    config.containerd_namespace = args.containerd_namespace.clone();
+    config.pod_cidr = args.pod_cidr.clone();
+    config.port = args.port;
+    skiff_agent::run(client, config, shutdown_signal()).await
+}
+
+async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
+    let config = if let Some(url) = &args.apiserver {
+        kube::Config::new(url.parse().context("--apiserver is not a URL")?)
+    } else if let Some(path) = &args.kubeconfig {
+        let kc = kube::config::Kubeconfig::read_from(path)?;
+        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+    } else {
+        kube::Config::infer().await?
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
 }

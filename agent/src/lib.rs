@@ -1,0 +1,205 @@
+//! skiff-agent: runs the pods bound to its node through containerd's native gRPC API.
+//!
+//! [`run`] registers the Node and keeps its Lease, watches pods with
+//! `spec.nodeName=<node>`, runs one [`pod_worker`] per pod and serves the agent API.
+//! Stopping the agent (the `shutdown` future) leaves containers running: a restarted agent
+//! adopts them from their containerd labels.
+
+pub mod image;
+pub mod node;
+pub mod pod_worker;
+pub mod runtime;
+pub mod server;
+pub mod spec;
+pub mod status;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::{watcher, WatchStreamExt};
+use tracing::{info, warn};
+
+pub use runtime::Containerd;
+
+/// Agent settings (the command-line flags).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub node_name: String,
+    pub containerd_socket: PathBuf,
+    pub containerd_namespace: String,
+    /// Pod CIDR for this node (written to `spec.podCIDR`).
+    pub pod_cidr: Option<String>,
+    /// Logs, volumes and uploads live here.
+    pub root_dir: PathBuf,
+    /// Agent API port (0: any free port; the chosen one is advertised in the Node status).
+    pub port: u16,
+    /// Address the agent API listens on.
+    pub bind_address: std::net::IpAddr,
+}
+
+impl Config {
+    pub fn new(node_name: &str, containerd_socket: PathBuf, root_dir: PathBuf) -> Config {
+        Config {
+            node_name: node_name.to_string(),
+            containerd_socket,
+            containerd_namespace: "skiff".into(),
+            pod_cidr: None,
+            root_dir,
+            port: 10250,
+            bind_address: std::net::Ipv4Addr::UNSPECIFIED.into(),
+        }
+    }
+}
+
+/// What every part of the agent shares.
+pub struct Shared {
+    pub client: kube::Client,
+    pub containerd: Containerd,
+    pub config: Config,
+    pub host_ip: String,
+    pub logs: server::LogState,
+    api_port: AtomicU16,
+}
+
+impl Shared {
+    /// The port the agent API actually listens on.
+    pub fn api_port(&self) -> u16 {
+        self.api_port.load(Ordering::Relaxed)
+    }
+}
+
+/// Run the agent until `shutdown` completes.
+pub async fn run(
+    client: kube::Client,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(config.root_dir.join("pods"))
+        .with_context(|| format!("creating {}", config.root_dir.display()))?;
+    let containerd =
+        Containerd::connect(&config.containerd_socket, &config.containerd_namespace).await?;
+    let runtime_version = containerd.version().await?;
+    info!(node = %config.node_name, containerd = %runtime_version, "agent starting");
+
+    let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
+        .await
+        .with_context(|| format!("binding the agent API on port {}", config.port))?;
+    let port = listener.local_addr()?.port();
+    let shared = Arc::new(Shared {
+        client,
+        containerd,
+        host_ip: node::host_ipv4(),
+        config,
+        logs: server::LogState::default(),
+        api_port: AtomicU16::new(port),
+    });
+
+    let app = server::router(shared.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            warn!(error = %e, "agent API stopped");
+        }
+    });
+    let heartbeat = tokio::spawn(node::heartbeat_loop(
+        shared.clone(),
+        node::HostInfo::detect(),
+        runtime_version,
+    ));
+    let mut workers: HashMap<String, pod_worker::WorkerHandle> = HashMap::new();
+    tokio::select! {
+        r = watch_pods(shared.clone(), &mut workers) => {
+            if let Err(e) = &r { warn!(error = %format!("{e:#}"), "pod watch ended"); }
+        }
+        _ = shutdown => info!("agent shutting down (containers keep running)"),
+    }
+    for (_, w) in workers.drain() {
+        w.task.abort();
+    }
+    heartbeat.abort();
+    server.abort();
+    Ok(())
+}
+
+/// Watch the pods bound to this node and keep one worker per pod UID.
+async fn watch_pods(
+    shared: Arc<Shared>,
+    workers: &mut HashMap<String, pod_worker::WorkerHandle>,
+) -> anyhow::Result<()> {
+    let api = kube::Api::<Pod>::all(shared.client.clone());
+    let cfg =
+        watcher::Config::default().fields(&format!("spec.nodeName={}", shared.config.node_name));
+    let mut stream = watcher(api, cfg).default_backoff().boxed();
+    let mut seen_in_init: HashSet<String> = HashSet::new();
+    while let Some(event) = stream.try_next().await? {
+        match event {
+            watcher::Event::Init => seen_in_init.clear(),
+            watcher::Event::InitApply(pod) => {
+                if let Some(uid) = pod.metadata.uid.clone() {
+                    seen_in_init.insert(uid);
+                }
+                apply(&shared, workers, pod);
+            }
+            watcher::Event::Apply(pod) => apply(&shared, workers, pod),
+            watcher::Event::Delete(pod) => {
+                if let Some(w) = pod.metadata.uid.as_ref().and_then(|u| workers.remove(u)) {
+                    let _ = w.pod.send(None);
+                }
+            }
+            watcher::Event::InitDone => {
+                // Pods that vanished while we were not watching.
+                let gone: Vec<String> = workers
+                    .keys()
+                    .filter(|u| !seen_in_init.contains(*u))
+                    .cloned()
+                    .collect();
+                for uid in gone {
+                    if let Some(w) = workers.remove(&uid) {
+                        let _ = w.pod.send(None);
+                    }
+                }
+                // Inline, before any later event can start new containers.
+                if let Err(e) = cleanup_orphans(&shared, &seen_in_init).await {
+                    warn!(error = %format!("{e:#}"), "cleaning up orphaned containers");
+                }
+            }
+        }
+        workers.retain(|_, w| !w.task.is_finished());
+    }
+    Ok(())
+}
+
+fn apply(shared: &Arc<Shared>, workers: &mut HashMap<String, pod_worker::WorkerHandle>, pod: Pod) {
+    let Some(uid) = pod.metadata.uid.clone() else {
+        return;
+    };
+    match workers.get(&uid) {
+        Some(w) if !w.task.is_finished() => {
+            let _ = w.pod.send(Some(pod));
+        }
+        _ => {
+            workers.insert(uid, pod_worker::spawn(shared.clone(), pod));
+        }
+    }
+}
+
+/// Containers labelled with a pod UID that no longer exists are stopped and removed.
+async fn cleanup_orphans(shared: &Shared, known: &HashSet<String>) -> anyhow::Result<()> {
+    let all = shared.containerd.list_pod_containers(None).await?;
+    let orphans: HashSet<String> = all
+        .into_iter()
+        .map(|c| c.pod_uid)
+        .filter(|u| !known.contains(u))
+        .collect();
+    for uid in orphans {
+        info!(pod_uid = %uid, "removing containers of a pod that no longer exists");
+        pod_worker::stop_pod_containers(shared, &uid, Duration::from_secs(10)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The agent's HTTP API: `/healthz`, `/metrics`, container logs (the path the apiserver's
+//! `pods/log` proxy calls, as the kubelet serves it) and image import.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::Shared;
+
+/// Which log files belong to containers still running (a `follow` stream ends when its
+/// container is no longer running and the file has been read to its end).
+#[derive(Default)]
+pub struct LogState {
+    running: Mutex<HashSet<String>>,
+}
+
+impl LogState {
+    pub fn set_running(&self, path: &str, running: bool) {
+        let mut set = self.running.lock().expect("log state lock");
+        if running {
+            set.insert(path.to_string());
+        } else {
+            set.remove(path);
+        }
+    }
+
+    pub fn is_running(&self, path: &Path) -> bool {
+        let set = self.running.lock().expect("log state lock");
+        set.contains(&path.display().to_string())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogQuery {
+    pub tail_lines: Option<usize>,
+    pub follow: Option<bool>,
+    pub previous: Option<bool>,
+    pub limit_bytes: Option<usize>,
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route(
+            "/containerLogs/{namespace}/{pod}/{container}",
+            get(container_logs),
+        )
+        .route("/images/load", post(load_image))
+        .with_state(shared)
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let running = shared.logs.running.lock().map(|s| s.len()).unwrap_or(0);
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        format!(
+            "# HELP skiff_agent_running_containers Containers the agent sees running.\n\
+             # TYPE skiff_agent_running_containers gauge\n\
+             skiff_agent_running_containers {running}\n"
+        ),
+    )
+}
+
+fn error(code: StatusCode, message: String) -> Response {
+    (code, message).into_response()
+}
+
+/// The newest pod directory for namespace/name (a pod recreated under the same name gets a new
+/// UID and so a new directory).
+fn find_pod_dir(root: &Path, ns: &str, pod: &str) -> Option<PathBuf> {
+    let prefix = format!("{ns}_{pod}_");
+    let entries = std::fs::read_dir(root.join("pods")).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+}
+
+/// Log files of a container, oldest attempt first.
+pub fn attempts(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let n = name.strip_suffix(".log")?.parse().ok()?;
+                    Some((n, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The last `n` lines of `data`.
+pub fn tail(data: &[u8], n: usize) -> &[u8] {
+    if n == 0 {
+        return &data[data.len()..];
+    }
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let mut seen = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return &data[i + 1..];
+            }
+        }
+    }
+    data
+}
+
+async fn container_logs(
+    State(shared): State<Arc<Shared>>,
+    UrlPath((ns, pod, container)): UrlPath<(String, String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let Some(dir) = find_pod_dir(&shared.config.root_dir, &ns, &pod) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("pod {ns}/{pod} has no logs on this node"),
+        );
+    };
+    let files = attempts(&dir.join(&container));
+    let file = if q.previous.unwrap_or(false) {
+        files.len().checked_sub(2).map(|i| files[i].clone())
+    } else {
+        files.last().cloned()
+    };
+    let Some(file) = file else {
+        let what = if q.previous.unwrap_or(false) {
+            "previous terminated container"
+        } else {
+            "container"
+        };
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{what} \"{container}\" in pod \"{pod}\" has no logs"),
+        );
+    };
+    let data = match tokio::fs::read(&file).await {
+        Ok(d) => d,
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading logs: {e}"),
+            )
+        }
+    };
+    let mut start = match q.tail_lines {
+        Some(n) => data.len() - tail(&data, n).len(),
+        None => 0,
+    };
+    if let Some(limit) = q.limit_bytes {
+        start = start.max(data.len().saturating_sub(limit));
+    }
+    let first = Bytes::copy_from_slice(&data[start..]);
+    if !q.follow.unwrap_or(false) || q.previous.unwrap_or(false) {
+        return ([("content-type", "text/plain")], first).into_response();
+    }
+    // follow: stream what is there, then what gets appended, until the container stops.
+    let offset = data.len() as u64;
+    let stream = futures::stream::unfold(
+        (Some(first), offset, shared, file),
+        |(first, mut offset, shared, file)| async move {
+            if let Some(b) = first {
+                return Some((Ok::<_, std::io::Error>(b), (None, offset, shared, file)));
+            }
+            loop {
+                let running = shared.logs.is_running(&file);
+                let chunk = read_from(&file, offset).await.unwrap_or_default();
+                if !chunk.is_empty() {
+                    offset += chunk.len() as u64;
+                    return Some((Ok(Bytes::from(chunk)), (None, offset, shared, file)));
+                }
+                if !running {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        },
+    );
+    ([("content-type", "text/plain")], Body::from_stream(stream)).into_response()
+}
+
+async fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::open(path).await?;
+    f.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).await?;
+    Ok(buf)
+}
+
+/// POST an OCI layout tarball as the body; answers with the image names imported.
+async fn load_image(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let tmp = shared.config.root_dir.join(format!(
+        "upload-{}.tar",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    if let Err(e) = tokio::fs::write(&tmp, &body).await {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storing upload: {e}"),
+        );
+    }
+    let result = shared.containerd.import_layout_tar(&tmp, None).await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    match result {
+        Ok(names) => axum::Json(serde_json::json!({ "images": names })).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, format!("{e:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_lines() {
+        assert_eq!(tail(b"a\nb\nc\n", 2), b"b\nc\n");
+        assert_eq!(tail(b"a\nb\nc\n", 5), b"a\nb\nc\n");
+        assert_eq!(tail(b"a\nb\nc", 1), b"c");
+        assert_eq!(tail(b"a\nb\n", 0), b"");
+    }
+
+    #[test]
+    fn attempts_are_ordered_numerically() {
+        let d = tempfile::tempdir().unwrap();
+        for n in [10, 2, 1] {
+            std::fs::write(d.path().join(format!("{n}.log")), "").unwrap();
+        }
+        let names: Vec<String> = attempts(d.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["1.log", "2.log", "10.log"]);
+    }
+}
