@@ -6,8 +6,10 @@
 //! adopts them from their containerd labels.
 
 pub mod image;
+pub mod network;
 pub mod node;
 pub mod pod_worker;
+pub mod probe;
 pub mod runtime;
 pub mod server;
 pub mod spec;
@@ -42,6 +44,10 @@ pub struct Config {
     pub port: u16,
     /// Address the agent API listens on.
     pub bind_address: std::net::IpAddr,
+    /// Directory of the CNI plugin binaries.
+    pub cni_bin_dir: PathBuf,
+    /// Linux bridge the pods of this node attach to.
+    pub cni_bridge: String,
 }
 
 impl Config {
@@ -54,6 +60,8 @@ impl Config {
             root_dir,
             port: 10250,
             bind_address: std::net::Ipv4Addr::UNSPECIFIED.into(),
+            cni_bin_dir: "/usr/lib/cni".into(),
+            cni_bridge: "skiff0".into(),
         }
     }
 }
@@ -65,6 +73,7 @@ pub struct Shared {
     pub config: Config,
     pub host_ip: String,
     pub logs: server::LogState,
+    pub network: network::Network,
     api_port: AtomicU16,
 }
 
@@ -92,9 +101,15 @@ pub async fn run(
         .await
         .with_context(|| format!("binding the agent API on port {}", config.port))?;
     let port = listener.local_addr()?.port();
+    let network = network::Network::new(network::NetworkConfig {
+        cni_bin_dir: config.cni_bin_dir.clone(),
+        bridge: config.cni_bridge.clone(),
+        state_dir: config.root_dir.join("network"),
+    });
     let shared = Arc::new(Shared {
         client,
         containerd,
+        network,
         host_ip: node::host_ipv4(),
         config,
         logs: server::LogState::default(),
@@ -200,6 +215,12 @@ async fn cleanup_orphans(shared: &Shared, known: &HashSet<String>) -> anyhow::Re
     for uid in orphans {
         info!(pod_uid = %uid, "removing containers of a pod that no longer exists");
         pod_worker::stop_pod_containers(shared, &uid, Duration::from_secs(10)).await?;
+    }
+    for uid in shared.network.sandboxes() {
+        if !known.contains(&uid) {
+            info!(pod_uid = %uid, "removing the sandbox of a pod that no longer exists");
+            shared.network.remove(&uid).await?;
+        }
     }
     Ok(())
 }

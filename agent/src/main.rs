@@ -34,6 +34,12 @@ struct Args {
     /// Directory for container logs and volumes.
     #[arg(long, default_value = "/var/lib/skiff-agent")]
     root_dir: PathBuf,
+    /// Directory of the CNI plugin binaries.
+    #[arg(long, default_value = "/usr/lib/cni")]
+    cni_bin_dir: PathBuf,
+    /// Linux bridge the pods of this node attach to (created by the CNI bridge plugin).
+    #[arg(long, default_value = "skiff0")]
+    cni_bridge: String,
     /// Port of the agent API (logs, healthz, metrics); 0 picks a free one.
     #[arg(long, default_value_t = 10250)]
     port: u16,
@@ -99,6 +105,8 @@ async fn main() -> anyhow::Result<()> {
     config.containerd_namespace = args.containerd_namespace.clone();
     config.pod_cidr = args.pod_cidr.clone();
     config.port = args.port;
+    config.cni_bin_dir = args.cni_bin_dir.clone();
+    config.cni_bridge = args.cni_bridge.clone();
     skiff_agent::run(client, config, shutdown_signal()).await
 }
 

@@ -18,6 +18,8 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use crate::image::{ImageError, ResolvedImage};
+use crate::network::{PortMapping, Sandbox};
+use crate::probe;
 use crate::runtime::{
     PodContainer, TaskState, LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_IMAGE, LABEL_LOG,
     LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
@@ -60,6 +62,10 @@ pub fn spawn(shared: Arc<Shared>, pod: Pod) -> WorkerHandle {
             errors: HashMap::new(),
             last_status: None,
             next_restart: None,
+            sandbox: None,
+            sandbox_retry_at: None,
+            probers: HashMap::new(),
+            killing: HashSet::new(),
         };
         w.run().await
     });
@@ -85,6 +91,14 @@ struct Worker {
     last_status: Option<serde_json::Value>,
     /// Earliest end of a restart back-off, computed by the last reconcile.
     next_restart: Option<tokio::time::Instant>,
+    /// The pod's namespaces and IP, once set up.
+    sandbox: Option<Sandbox>,
+    /// After a failed sandbox setup: when to try again, and the error.
+    sandbox_retry_at: Option<(tokio::time::Instant, String)>,
+    /// Probes of the running containers, by containerd ID.
+    probers: HashMap<String, probe::Prober>,
+    /// Containers being stopped after a failed liveness probe.
+    killing: HashSet<String>,
 }
 
 impl Worker {
@@ -138,109 +152,277 @@ impl Worker {
             .restart_policy
             .clone()
             .unwrap_or_else(|| "Always".into());
+        self.next_restart = None;
+        if let Err(message) = self.ensure_sandbox(pod).await {
+            let waiting = |c: &Container| ContainerView {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+                image_id: String::new(),
+                container_id: None,
+                state: State::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: message.clone(),
+                },
+                last: None,
+                restart_count: 0,
+                ready: false,
+            };
+            let init: Vec<_> = spec.init_containers.iter().flatten().map(waiting).collect();
+            let views: Vec<_> = spec.containers.iter().map(waiting).collect();
+            return self.write_status(pod, &init, &views).await;
+        }
         let observed = self
             .shared
             .containerd
             .list_pod_containers(Some(&uid))
             .await?;
         let now = Utc::now();
-        let mut views = Vec::new();
-        self.next_restart = None;
-        for c in &spec.containers {
-            let mut runs: Vec<&PodContainer> =
-                observed.iter().filter(|o| o.name == c.name).collect();
-            runs.sort_by_key(|o| o.attempt);
-            let current = runs.last().copied();
-            let previous = runs.len().checked_sub(2).map(|i| runs[i]);
-            let last = match previous {
-                Some(p) => self.terminated_of(p).await?,
-                None => None,
-            };
-            let image = c.image.clone().unwrap_or_default();
-            let Some(cur) = current else {
-                // Never started: start it now (or report why it cannot start).
-                let view = self.start(pod, c, 0, None).await;
-                views.push(view);
+        let mut live = HashSet::new();
+        // Init containers run one at a time, in order, each to success.
+        let init_policy = if policy == "Never" {
+            "Never"
+        } else {
+            "OnFailure"
+        };
+        let mut initialized = true;
+        let mut init_views = Vec::new();
+        for c in spec.init_containers.iter().flatten() {
+            if !initialized {
+                init_views.push(pending_view(c, "PodInitializing"));
                 continue;
-            };
-            let state = self.shared.containerd.task_state(&cur.id).await?;
-            let cid = format!("containerd://{}", cur.id);
-            let base = ContainerView {
-                name: c.name.clone(),
-                image: image.clone(),
-                image_id: cur.image.clone(),
-                container_id: Some(cid.clone()),
-                state: State::Running {
+            }
+            let mut v = self
+                .container_view(pod, c, &observed, init_policy, now, true, &mut live)
+                .await?;
+            let done = matches!(&v.state, State::Terminated(t) if t.exit_code == 0);
+            v.ready = done;
+            initialized &= done;
+            init_views.push(v);
+        }
+        let mut views = Vec::new();
+        for c in &spec.containers {
+            if !initialized {
+                views.push(pending_view(c, "PodInitializing"));
+                continue;
+            }
+            let v = self
+                .container_view(pod, c, &observed, &policy, now, false, &mut live)
+                .await?;
+            views.push(v);
+        }
+        self.probers.retain(|id, _| live.contains(id));
+        self.killing.retain(|id| live.contains(id));
+        self.write_status(pod, &init_views, &views).await
+    }
+
+    /// Observe one container, act on it (start, restart after back-off, restart after a failed
+    /// liveness probe), and say what its status is.
+    #[allow(clippy::too_many_arguments)]
+    async fn container_view(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        observed: &[PodContainer],
+        policy: &str,
+        now: chrono::DateTime<Utc>,
+        init: bool,
+        live: &mut HashSet<String>,
+    ) -> anyhow::Result<ContainerView> {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let mut runs: Vec<&PodContainer> = observed.iter().filter(|o| o.name == c.name).collect();
+        runs.sort_by_key(|o| o.attempt);
+        let current = runs.last().copied();
+        let previous = runs.len().checked_sub(2).map(|i| runs[i]);
+        let last = match previous {
+            Some(p) => self.terminated_of(p).await?,
+            None => None,
+        };
+        let image = c.image.clone().unwrap_or_default();
+        let Some(cur) = current else {
+            // Never started: start it now (or report why it cannot start).
+            return Ok(self.start(pod, c, 0, None, init).await);
+        };
+        let state = self.shared.containerd.task_state(&cur.id).await?;
+        let cid = format!("containerd://{}", cur.id);
+        let base = ContainerView {
+            name: c.name.clone(),
+            image: image.clone(),
+            image_id: cur.image.clone(),
+            container_id: Some(cid.clone()),
+            state: State::Running {
+                started_at: cur.created_at,
+            },
+            last: last.clone(),
+            restart_count: cur.attempt as i32,
+            ready: false,
+        };
+        Ok(match state {
+            TaskState::Running { .. } => {
+                self.watch_exit(&cur.id);
+                self.shared.logs.set_running(&cur.log_path, true);
+                let ready = if init {
+                    false
+                } else {
+                    live.insert(cur.id.clone());
+                    let probes = self.probe_state(pod, c, &cur.id);
+                    if let Some(why) = &probes.failed {
+                        self.restart_unhealthy(pod, c, &cur.id, why);
+                    }
+                    probes.ready && probes.failed.is_none()
+                };
+                ContainerView { ready, ..base }
+            }
+            TaskState::Missing | TaskState::Created => {
+                // Interrupted between create and start: replace this run.
+                self.shared.containerd.remove_container(&cur.id).await?;
+                self.start(pod, c, cur.attempt, last, init).await
+            }
+            TaskState::Exited { code, at } => {
+                self.shared.logs.set_running(&cur.log_path, false);
+                let term = Terminated {
+                    exit_code: code,
+                    reason: exit_reason(code).into(),
                     started_at: cur.created_at,
-                },
-                last: last.clone(),
-                restart_count: cur.attempt as i32,
-                ready: false,
-            };
-            match state {
-                TaskState::Running { .. } => {
-                    self.watch_exit(&cur.id);
-                    self.shared.logs.set_running(&cur.log_path, true);
-                    views.push(ContainerView {
-                        ready: true,
+                    finished_at: at,
+                    container_id: cid,
+                };
+                if !status::should_restart(policy, code) {
+                    return Ok(ContainerView {
+                        state: State::Terminated(term),
                         ..base
                     });
                 }
-                TaskState::Missing | TaskState::Created => {
-                    // Interrupted between create and start: replace this run.
-                    self.shared.containerd.remove_container(&cur.id).await?;
-                    let view = self.start(pod, c, cur.attempt, last).await;
-                    views.push(view);
-                }
-                TaskState::Exited { code, at } => {
-                    self.shared.logs.set_running(&cur.log_path, false);
-                    let term = Terminated {
-                        exit_code: code,
-                        reason: exit_reason(code).into(),
-                        started_at: cur.created_at,
-                        finished_at: at,
-                        container_id: cid,
-                    };
-                    if !status::should_restart(&policy, code) {
-                        views.push(ContainerView {
-                            state: State::Terminated(term),
-                            ..base
-                        });
-                        continue;
+                let delay = status::backoff(cur.attempt);
+                let due = at.unwrap_or(now) + chrono::Duration::from_std(delay).unwrap_or_default();
+                if due <= now {
+                    // Keep only the run just finished (for lastState and previous logs).
+                    if let Some(p) = previous {
+                        self.shared.containerd.remove_container(&p.id).await?;
                     }
-                    let delay = status::backoff(cur.attempt);
-                    let due =
-                        at.unwrap_or(now) + chrono::Duration::from_std(delay).unwrap_or_default();
-                    if due <= now {
-                        // Keep only the run just finished (for lastState and previous logs).
-                        if let Some(p) = previous {
-                            self.shared.containerd.remove_container(&p.id).await?;
-                        }
-                        let view = self.start(pod, c, cur.attempt + 1, Some(term)).await;
-                        views.push(view);
-                    } else {
-                        let wait = (due - now).to_std().unwrap_or_default();
-                        let at = tokio::time::Instant::now() + wait;
-                        self.next_restart = Some(self.next_restart.map_or(at, |n| n.min(at)));
-                        views.push(ContainerView {
-                            state: State::Waiting {
-                                reason: "CrashLoopBackOff".into(),
-                                message: format!(
-                                    "back-off {}s restarting failed container={} pod={}_{}({uid})",
-                                    delay.as_secs(),
-                                    c.name,
-                                    pod.metadata.name.as_deref().unwrap_or_default(),
-                                    pod.metadata.namespace.as_deref().unwrap_or_default(),
-                                ),
-                            },
-                            last: Some(term),
-                            ..base
-                        });
+                    self.start(pod, c, cur.attempt + 1, Some(term), init).await
+                } else {
+                    let wait = (due - now).to_std().unwrap_or_default();
+                    let at = tokio::time::Instant::now() + wait;
+                    self.next_restart = Some(self.next_restart.map_or(at, |n| n.min(at)));
+                    ContainerView {
+                        state: State::Waiting {
+                            reason: "CrashLoopBackOff".into(),
+                            message: format!(
+                                "back-off {}s restarting failed container={} pod={}_{}({uid})",
+                                delay.as_secs(),
+                                c.name,
+                                pod.metadata.name.as_deref().unwrap_or_default(),
+                                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                            ),
+                        },
+                        last: Some(term),
+                        ..base
                     }
                 }
             }
+        })
+    }
+
+    /// The pod's network sandbox (none for hostNetwork pods); the error is a status message.
+    async fn ensure_sandbox(&mut self, pod: &Pod) -> Result<(), String> {
+        let spec = pod.spec.as_ref();
+        if spec.and_then(|s| s.host_network).unwrap_or(false) || self.sandbox.is_some() {
+            return Ok(());
         }
-        self.write_status(pod, &views).await
+        if let Some(retry) = &self.sandbox_retry_at {
+            if tokio::time::Instant::now() < retry.0 {
+                return Err(retry.1.clone());
+            }
+        }
+        let result = async {
+            let cidr = self.pod_cidr().await?;
+            let ports = host_ports(pod);
+            self.shared.network.ensure(&self.uid, &cidr, &ports).await
+        }
+        .await;
+        match result {
+            Ok(sb) => {
+                self.sandbox = Some(sb);
+                self.sandbox_retry_at = None;
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("setting up the pod network: {e:#}");
+                warn!(pod = %name(pod), error = %msg, "pod sandbox");
+                let at = tokio::time::Instant::now() + Duration::from_secs(2);
+                self.next_restart = Some(at);
+                self.sandbox_retry_at = Some((at, msg.clone()));
+                Err(msg)
+            }
+        }
+    }
+
+    /// The node's pod CIDR: the agent's flag, or the Node's spec.podCIDR.
+    async fn pod_cidr(&self) -> anyhow::Result<String> {
+        if let Some(c) = &self.shared.config.pod_cidr {
+            return Ok(c.clone());
+        }
+        let node = Api::<k8s_openapi::api::core::v1::Node>::all(self.shared.client.clone())
+            .get(&self.shared.config.node_name)
+            .await
+            .context("reading the Node for its podCIDR")?;
+        node.spec
+            .and_then(|s| s.pod_cidr)
+            .ok_or_else(|| anyhow::anyhow!("the node has no podCIDR (set --pod-cidr)"))
+    }
+
+    /// The probe results of a running container (its probes start on first sight).
+    fn probe_state(&mut self, pod: &Pod, c: &Container, id: &str) -> probe::ProbeState {
+        if !self.probers.contains_key(id) {
+            let target = probe::Target {
+                shared: self.shared.clone(),
+                container_id: id.to_string(),
+                container: c.clone(),
+                pod_ip: self.pod_ip(pod),
+            };
+            self.probers
+                .insert(id.to_string(), probe::start(target, self.wake.clone()));
+        }
+        self.probers[id].snapshot()
+    }
+
+    /// Stop a container whose liveness probe failed: SIGTERM, SIGKILL after the grace period.
+    /// Its exit then restarts it through the ordinary restart path.
+    fn restart_unhealthy(&mut self, pod: &Pod, c: &Container, id: &str, why: &str) {
+        if !self.killing.insert(id.to_string()) {
+            return;
+        }
+        info!(pod = %name(pod), container = %c.name, reason = %why, "container is unhealthy, restarting it");
+        let grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64;
+        let shared = self.shared.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let cd = &shared.containerd;
+            let _ = cd.kill_task(&id, libc::SIGTERM).await;
+            if tokio::time::timeout(Duration::from_secs(grace), cd.wait_task(&id))
+                .await
+                .is_err()
+            {
+                let _ = cd.kill_task(&id, libc::SIGKILL).await;
+            }
+        });
+    }
+
+    fn pod_ip(&self, pod: &Pod) -> Option<String> {
+        if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+        {
+            return Some(self.shared.host_ip.clone());
+        }
+        self.sandbox.as_ref().and_then(|s| s.ip.clone())
     }
 
     async fn terminated_of(&self, run: &PodContainer) -> anyhow::Result<Option<Terminated>> {
@@ -277,6 +459,7 @@ impl Worker {
         c: &Container,
         attempt: u32,
         last: Option<Terminated>,
+        init: bool,
     ) -> ContainerView {
         let mut view = ContainerView {
             name: c.name.clone(),
@@ -314,7 +497,9 @@ impl Worker {
                 view.state = State::Running {
                     started_at: Some(Utc::now()),
                 };
-                view.ready = true;
+                // Probed containers become ready through their probes; init containers never
+                // are while they run.
+                view.ready = !init && c.readiness_probe.is_none() && c.startup_probe.is_none();
             }
             Err((reason, message)) => {
                 warn!(pod = %name(pod), container = %c.name, reason, %message, "container did not start");
@@ -392,14 +577,28 @@ impl Worker {
                 pod_name.clone()
             },
             cgroups_path: format!("/skiff/pod{uid}/{id}"),
-            netns_path: None,
+            netns_path: self
+                .sandbox
+                .as_ref()
+                .map(|s| s.ns_path("net").display().to_string()),
+            ipc_path: self
+                .sandbox
+                .as_ref()
+                .map(|s| s.ns_path("ipc").display().to_string()),
+            uts_path: self
+                .sandbox
+                .as_ref()
+                .map(|s| s.ns_path("uts").display().to_string()),
             host_network,
-            pod_ip: host_network.then(|| shared.host_ip.clone()),
+            pod_ip: self.pod_ip(pod),
             node_name: shared.config.node_name.clone(),
         };
         let image_config = image.config.config().clone();
         let args = spec::process_args(c, image_config.as_ref());
         let env = spec::environment(pod, c, image_config.as_ref(), &ctx, &resolved)
+            .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
+        self.write_config_volumes(pod, c, &dir)
+            .await
             .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
         let binds = volume_binds(pod, c, &dir)
             .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
@@ -431,6 +630,109 @@ impl Worker {
         }
         info!(pod = %name(pod), container = %c.name, attempt, id = %id, "container started");
         Ok((id, image.id))
+    }
+
+    /// Write the files of the configMap and secret volumes this container mounts under the pod
+    /// directory (`volumes/<name>/<key>`); they are bind-mounted read-only.
+    async fn write_config_volumes(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        pod_dir: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let volumes = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.clone())
+            .unwrap_or_default();
+        let client = self.shared.client.clone();
+        for m in c.volume_mounts.iter().flatten() {
+            let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
+                continue;
+            };
+            // (key → bytes, items, default mode), or None when an optional source is missing.
+            let (data, items, mode): VolumeSource = if let Some(src) = &v.config_map {
+                let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+                    .get_opt(&src.name)
+                    .await?;
+                let data = match cm {
+                    Some(cm) => {
+                        let mut d: BTreeMap<String, Vec<u8>> = cm
+                            .data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.into_bytes()))
+                            .collect();
+                        for (k, v) in cm.binary_data.unwrap_or_default() {
+                            d.insert(k, v.0);
+                        }
+                        Some(d)
+                    }
+                    None if src.optional.unwrap_or(false) => None,
+                    None => anyhow::bail!("configmap \"{}\" not found", src.name),
+                };
+                (data, src.items.clone(), src.default_mode)
+            } else if let Some(src) = &v.secret {
+                let name = src.secret_name.clone().unwrap_or_default();
+                let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+                    .get_opt(&name)
+                    .await?;
+                let data = match secret {
+                    Some(s) => {
+                        let mut d: BTreeMap<String, Vec<u8>> = s
+                            .data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.0))
+                            .collect();
+                        for (k, v) in s.string_data.unwrap_or_default() {
+                            d.insert(k, v.into_bytes());
+                        }
+                        Some(d)
+                    }
+                    None if src.optional.unwrap_or(false) => None,
+                    None => anyhow::bail!("secret \"{name}\" not found"),
+                };
+                (data, src.items.clone(), src.default_mode)
+            } else {
+                continue;
+            };
+            let dir = pod_dir.join("volumes").join(&v.name);
+            std::fs::create_dir_all(&dir)?;
+            let data = data.unwrap_or_default();
+            let files: Vec<(String, &Vec<u8>, Option<i32>)> = match &items {
+                Some(items) => items
+                    .iter()
+                    .map(|i| {
+                        data.get(&i.key)
+                            .map(|d| (i.path.clone(), d, i.mode))
+                            .ok_or_else(|| anyhow::anyhow!("volume {}: no key {}", v.name, i.key))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+                None => data.iter().map(|(k, d)| (k.clone(), d, None)).collect(),
+            };
+            for (path, bytes, file_mode) in files {
+                if path.split('/').any(|p| p == "..") || path.starts_with('/') {
+                    anyhow::bail!("volume {}: invalid path {path}", v.name);
+                }
+                let target = dir.join(&path);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let tmp = target.with_extension("skiff-tmp");
+                std::fs::write(&tmp, bytes)?;
+                use std::os::unix::fs::PermissionsExt;
+                let m = file_mode.or(mode).unwrap_or(0o644) as u32;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(m))?;
+                std::fs::rename(&tmp, &target)?;
+            }
+        }
+        Ok(())
     }
 
     /// Values of env entries that reference ConfigMaps and Secrets.
@@ -479,15 +781,16 @@ impl Worker {
         Ok(out)
     }
 
-    async fn write_status(&mut self, pod: &Pod, views: &[ContainerView]) -> anyhow::Result<()> {
-        let pod_ip = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.host_network)
-            .unwrap_or(false)
-            .then(|| self.shared.host_ip.clone());
+    async fn write_status(
+        &mut self,
+        pod: &Pod,
+        init_views: &[ContainerView],
+        views: &[ContainerView],
+    ) -> anyhow::Result<()> {
+        let pod_ip = self.pod_ip(pod);
         let st = status::pod_status(
             pod,
+            init_views,
             views,
             &self.shared.host_ip,
             pod_ip.as_deref(),
@@ -535,7 +838,10 @@ impl Worker {
             })
             .unwrap_or(30)
             .max(0) as u64;
+        self.probers.clear();
         stop_pod_containers(&self.shared, &uid, Duration::from_secs(grace)).await?;
+        self.shared.network.remove(&uid).await?;
+        self.sandbox = None;
         if let Some(p) = pod {
             let ns = p
                 .metadata
@@ -598,6 +904,48 @@ pub async fn stop_pod_containers(
     Ok(())
 }
 
+/// The files of a configMap or secret volume (key → bytes; `None` when an optional source is
+/// missing), its `items` and its default mode.
+type VolumeSource = (
+    Option<BTreeMap<String, Vec<u8>>>,
+    Option<Vec<k8s_openapi::api::core::v1::KeyToPath>>,
+    Option<i32>,
+);
+
+/// A container that waits for something else (e.g. `PodInitializing`).
+fn pending_view(c: &Container, reason: &str) -> ContainerView {
+    ContainerView {
+        name: c.name.clone(),
+        image: c.image.clone().unwrap_or_default(),
+        image_id: String::new(),
+        container_id: None,
+        state: State::Waiting {
+            reason: reason.into(),
+            message: String::new(),
+        },
+        last: None,
+        restart_count: 0,
+        ready: false,
+    }
+}
+
+/// The pod's hostPort mappings, for the portmap plugin.
+fn host_ports(pod: &Pod) -> Vec<PortMapping> {
+    let spec = pod.spec.as_ref();
+    spec.into_iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            Some(PortMapping {
+                host_port: p.host_port.filter(|h| *h > 0)?,
+                container_port: p.container_port,
+                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                host_ip: p.host_ip.clone().filter(|h| !h.is_empty()),
+            })
+        })
+        .collect()
+}
+
 fn exit_reason(code: i32) -> &'static str {
     if code == 0 {
         "Completed"
@@ -623,7 +971,8 @@ fn volume_binds(
             .iter()
             .find(|v| v.name == m.name)
             .ok_or_else(|| anyhow::anyhow!("volumeMount {} names no volume", m.name))?;
-        let host = if v.empty_dir.is_some() {
+        let config_volume = v.config_map.is_some() || v.secret.is_some();
+        let host = if v.empty_dir.is_some() || config_volume {
             let d = pod_dir.join("volumes").join(&v.name);
             std::fs::create_dir_all(&d)?;
             d.display().to_string()
@@ -634,7 +983,7 @@ fn volume_binds(
             hp.path.clone()
         } else {
             anyhow::bail!(
-                "volume {}: only emptyDir and hostPath are supported yet",
+                "volume {}: only emptyDir, hostPath, configMap and secret are supported",
                 v.name
             );
         };
@@ -645,7 +994,7 @@ fn volume_binds(
         out.push(BindMount {
             host_path: host,
             container_path: m.mount_path.clone(),
-            read_only: m.read_only.unwrap_or(false),
+            read_only: config_volume || m.read_only.unwrap_or(false),
         });
     }
     Ok(out)

@@ -14,7 +14,8 @@ use containerd_client::services::v1::snapshots::{
 };
 use containerd_client::services::v1::{
     Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
-    DeleteTaskRequest, GetRequest, KillRequest, ListContainersRequest, StartRequest, WaitRequest,
+    DeleteProcessRequest, DeleteTaskRequest, ExecProcessRequest, GetContainerRequest, GetRequest,
+    KillRequest, ListContainersRequest, StartRequest, WaitRequest,
 };
 use containerd_client::tonic::metadata::MetadataMap;
 use containerd_client::tonic::{self, Code};
@@ -26,6 +27,7 @@ use crate::image::ResolvedImage;
 pub const SNAPSHOTTER: &str = "overlayfs";
 pub const RUNTIME: &str = "io.containerd.runc.v2";
 pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+pub const PROCESS_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
 pub const LABEL_POD_UID: &str = "io.skiff.pod.uid";
 pub const LABEL_POD_NAME: &str = "io.skiff.pod.name";
@@ -331,6 +333,118 @@ impl Containerd {
             Err(s) if matches!(s.code(), Code::NotFound | Code::FailedPrecondition) => Ok(()),
             Err(s) => Err(anyhow!(s).context("signalling the task")),
         }
+    }
+
+    /// Run `args` in the running container (its process spec: env, cwd, user) and return the
+    /// exit code; `None` when it did not finish within `timeout` (it is then killed).
+    pub async fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        args: &[String],
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<Option<u32>> {
+        let container = self
+            .client
+            .containers()
+            .get(request(
+                &self.namespace,
+                GetContainerRequest { id: id.to_string() },
+            ))
+            .await
+            .context("getting the container")?
+            .into_inner()
+            .container
+            .ok_or_else(|| anyhow!("container {id} has no record"))?;
+        let spec: serde_json::Value = serde_json::from_slice(
+            &container
+                .spec
+                .ok_or_else(|| anyhow!("container {id} has no spec"))?
+                .value,
+        )?;
+        let mut process = spec["process"].clone();
+        process["args"] = serde_json::json!(args);
+        process["terminal"] = serde_json::json!(false);
+        let mut tasks = self.client.tasks();
+        tasks
+            .exec(request(
+                &self.namespace,
+                ExecProcessRequest {
+                    container_id: id.to_string(),
+                    exec_id: exec_id.to_string(),
+                    spec: Some(prost_types::Any {
+                        type_url: PROCESS_TYPE_URL.into(),
+                        value: serde_json::to_vec(&process)?,
+                    }),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .context("creating the exec process")?;
+        let outcome = async {
+            tasks
+                .start(request(
+                    &self.namespace,
+                    StartRequest {
+                        container_id: id.to_string(),
+                        exec_id: exec_id.to_string(),
+                    },
+                ))
+                .await
+                .context("starting the exec process")?;
+            let mut waiter = tasks.clone();
+            let wait = waiter.wait(request(
+                &self.namespace,
+                WaitRequest {
+                    container_id: id.to_string(),
+                    exec_id: exec_id.to_string(),
+                },
+            ));
+            match tokio::time::timeout(timeout, wait).await {
+                Ok(r) => Ok(Some(
+                    r.context("waiting for the exec process")?
+                        .into_inner()
+                        .exit_status,
+                )),
+                Err(_) => {
+                    let _ = tasks
+                        .kill(request(
+                            &self.namespace,
+                            KillRequest {
+                                container_id: id.to_string(),
+                                exec_id: exec_id.to_string(),
+                                signal: libc::SIGKILL as u32,
+                                all: false,
+                            },
+                        ))
+                        .await;
+                    let mut waiter = tasks.clone();
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        waiter.wait(request(
+                            &self.namespace,
+                            WaitRequest {
+                                container_id: id.to_string(),
+                                exec_id: exec_id.to_string(),
+                            },
+                        )),
+                    )
+                    .await;
+                    Ok(None)
+                }
+            }
+        }
+        .await;
+        let _ = tasks
+            .delete_process(request(
+                &self.namespace,
+                DeleteProcessRequest {
+                    container_id: id.to_string(),
+                    exec_id: exec_id.to_string(),
+                },
+            ))
+            .await;
+        outcome
     }
 
     /// Delete the task (it must have exited), the container record and its snapshot.

@@ -20,6 +20,10 @@ pub struct SpecContext {
     pub cgroups_path: String,
     /// Network namespace to join (the pod's); `None` gives the container a fresh one.
     pub netns_path: Option<String>,
+    /// IPC namespace to join (the pod's); `None` gives the container a fresh one.
+    pub ipc_path: Option<String>,
+    /// UTS namespace to join (the pod's); `None` gives the container a fresh one.
+    pub uts_path: Option<String>,
     /// hostNetwork pods share the host's network and UTS namespaces.
     pub host_network: bool,
     /// Pod IP, for `status.podIP` env references.
@@ -296,13 +300,17 @@ pub fn build_spec(
         json!(DEFAULT_CAPS.to_vec())
     };
 
+    let joined = |kind: &str, path: &Option<String>| match path {
+        Some(p) => json!({"type": kind, "path": p}),
+        None => json!({"type": kind}),
+    };
     let mut namespaces = vec![
         json!({"type": "pid"}),
-        json!({"type": "ipc"}),
+        joined("ipc", &ctx.ipc_path),
         json!({"type": "mount"}),
     ];
     if !ctx.host_network {
-        namespaces.push(json!({"type": "uts"}));
+        namespaces.push(joined("uts", &ctx.uts_path));
         match &ctx.netns_path {
             Some(path) => namespaces.push(json!({"type": "network", "path": path})),
             None => namespaces.push(json!({"type": "network"})),

@@ -185,6 +185,7 @@ fn condition(
 /// The whole pod status the agent writes through pods/status.
 pub fn pod_status(
     pod: &Pod,
+    init_views: &[ContainerView],
     views: &[ContainerView],
     host_ip: &str,
     pod_ip: Option<&str>,
@@ -196,7 +197,20 @@ pub fn pod_status(
         .as_ref()
         .and_then(|s| s.restart_policy.clone())
         .unwrap_or_else(|| "Always".into());
-    let phase = phase(&policy, views);
+    let initialized = init_views
+        .iter()
+        .all(|v| matches!(&v.state, State::Terminated(t) if t.exit_code == 0));
+    // An init container that failed for good fails the pod; until all succeed it is Pending.
+    let init_failed = init_views
+        .iter()
+        .any(|v| matches!(&v.state, State::Terminated(t) if t.exit_code != 0) && policy == "Never");
+    let phase = if init_failed {
+        "Failed"
+    } else if !initialized {
+        "Pending"
+    } else {
+        phase(&policy, views)
+    };
     let all_ready = !views.is_empty() && views.iter().all(|v| v.ready);
     let not_ready_reason = match phase {
         "Succeeded" | "Failed" => Some("PodCompleted"),
@@ -206,7 +220,13 @@ pub fn pod_status(
     let ready = all_ready && phase == "Running";
     let conditions = vec![
         condition("PodScheduled", true, None, previous, now),
-        condition("Initialized", true, None, previous, now),
+        condition(
+            "Initialized",
+            initialized,
+            (!initialized).then_some("ContainersNotInitialized"),
+            previous,
+            now,
+        ),
         condition("ContainersReady", ready, not_ready_reason, previous, now),
         condition("Ready", ready, not_ready_reason, previous, now),
     ];
@@ -224,6 +244,8 @@ pub fn pod_status(
         pod_ips: pod_ip.map(|ip| vec![k8s_openapi::api::core::v1::PodIP { ip: ip.to_string() }]),
         start_time: Some(start_time),
         container_statuses: Some(views.iter().map(container_status).collect()),
+        init_container_statuses: (!init_views.is_empty())
+            .then(|| init_views.iter().map(container_status).collect()),
         qos_class: previous.and_then(|s| s.qos_class.clone()),
         ..Default::default()
     }
@@ -339,6 +361,7 @@ mod tests {
         let now = Utc::now();
         let s = pod_status(
             &pod,
+            &[],
             &[view(
                 State::Running {
                     started_at: Some(now),
@@ -364,6 +387,7 @@ mod tests {
 
         let done = pod_status(
             &pod,
+            &[],
             &[view(State::Terminated(term(0)), None)],
             "10.0.0.1",
             None,
@@ -379,5 +403,44 @@ mod tests {
             .unwrap();
         assert_eq!(ready.status, "False");
         assert_eq!(ready.reason.as_deref(), Some("PodCompleted"));
+    }
+
+    #[test]
+    fn init_containers_gate_phase_and_initialized() {
+        let pod = |policy: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"},
+                "spec": {"restartPolicy": policy, "containers": [{"name": "c"}]}
+            }))
+            .unwrap()
+        };
+        let now = Utc::now();
+        let app = [view(waiting("PodInitializing"), None)];
+        let cond = |s: &PodStatus, kind: &str| {
+            s.conditions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|c| c.type_ == kind)
+                .unwrap()
+                .status
+                .clone()
+        };
+        let running = [view(State::Running { started_at: None }, None)];
+        let s = pod_status(&pod("Always"), &running, &app, "h", None, now);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        assert_eq!(cond(&s, "Initialized"), "False");
+        assert_eq!(s.init_container_statuses.as_ref().unwrap().len(), 1);
+        let failed = [view(State::Terminated(term(1)), None)];
+        let s = pod_status(&pod("Never"), &failed, &app, "h", None, now);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        let s = pod_status(&pod("OnFailure"), &failed, &app, "h", None, now);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let done = [view(State::Terminated(term(0)), None)];
+        let app = [view(State::Running { started_at: None }, None)];
+        let s = pod_status(&pod("Always"), &done, &app, "h", None, now);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(cond(&s, "Initialized"), "True");
+        assert_eq!(cond(&s, "Ready"), "True");
     }
 }

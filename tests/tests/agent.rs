@@ -139,13 +139,60 @@ struct AgentRun {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
+/// The pod network of one test: its own bridge and subnet, so tests (and concurrent runs of
+/// this binary) never share one; the bridge is deleted when the test ends.
+#[derive(Clone, Debug)]
+struct TestNet {
+    bridge: String,
+    cidr: String,
+}
+
+impl TestNet {
+    fn new(index: u8) -> TestNet {
+        let pid = std::process::id();
+        TestNet {
+            bridge: format!("skt{}x{index}", pid % 100_000),
+            cidr: format!("10.{}.{index}.0/24", 100 + pid % 100),
+        }
+    }
+
+    /// CNI DEL and unmount for every sandbox the agent left (pods still present when the test
+    /// ends), then delete the bridge. Only this test's own objects are touched.
+    async fn cleanup(&self, root: &Path) {
+        let network = skiff_agent::network::Network::new(skiff_agent::network::NetworkConfig {
+            cni_bin_dir: "/usr/lib/cni".into(),
+            bridge: self.bridge.clone(),
+            state_dir: root.join("network"),
+        });
+        for uid in network.sandboxes() {
+            if let Err(e) = network.remove(&uid).await {
+                eprintln!("removing sandbox {uid}: {e:#}");
+            }
+        }
+        if Path::new("/sys/class/net").join(&self.bridge).exists() {
+            let st = Command::new("ip")
+                .args(["link", "del", &self.bridge])
+                .status()
+                .expect("running ip");
+            assert!(st.success(), "deleting bridge {}", self.bridge);
+        }
+    }
+}
+
 impl AgentRun {
-    fn start(client: kube::Client, node: &str, cd: &ContainerdProc, root: &Path) -> AgentRun {
+    fn start(
+        client: kube::Client,
+        node: &str,
+        cd: &ContainerdProc,
+        root: &Path,
+        net: &TestNet,
+    ) -> AgentRun {
         let mut config = skiff_agent::Config::new(node, cd.socket(), root.to_path_buf());
         config.containerd_namespace = NS.into();
         config.port = 0;
         config.bind_address = std::net::Ipv4Addr::LOCALHOST.into();
-        config.pod_cidr = Some("10.244.7.0/24".into());
+        config.pod_cidr = Some(net.cidr.clone());
+        config.cni_bridge = net.bridge.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(skiff_agent::run(client, config, async move {
             let _ = rx.await;
@@ -175,10 +222,13 @@ struct Env {
     agent: Option<AgentRun>,
     node: String,
     root: TempDir,
+    net: TestNet,
 }
 
 impl Env {
-    async fn start(node: &str) -> Env {
+    /// `net_index` (unique per test) picks the test's bridge and subnet.
+    async fn start(node: &str, net_index: u8) -> Env {
+        let net = TestNet::new(net_index);
         let cluster = TestCluster::start().await.unwrap();
         let containerd = ContainerdProc::start().await;
         let root = tempfile::Builder::new()
@@ -194,13 +244,14 @@ impl Env {
             .await
             .unwrap();
         assert_eq!(names, [IMAGE]);
-        let agent = AgentRun::start(cluster.client(), node, &containerd, root.path());
+        let agent = AgentRun::start(cluster.client(), node, &containerd, root.path(), &net);
         let env = Env {
             cluster,
             containerd,
             agent: Some(agent),
             node: node.to_string(),
             root,
+            net,
         };
         env.wait_node_ready().await;
         env
@@ -275,6 +326,7 @@ impl Env {
             a.stop().await;
         }
         self.containerd.stop().await;
+        self.net.cleanup(self.root.path()).await;
         self.cluster.stop().await;
         drop(self.root);
     }
@@ -293,19 +345,30 @@ fn first_status(p: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStatus>
 
 /// GET on the agent API over plain HTTP/1.1 on loopback; returns (status code, body).
 async fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    http_get_at("127.0.0.1", port, path)
         .await
-        .unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+        .expect("agent answers within 10 s")
+}
+
+/// GET over plain HTTP/1.1; `None` when the server cannot be reached or does not answer in 10 s.
+async fn http_get_at(host: &str, port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect((host, port)),
     )
     .await
-    .unwrap();
+    .ok()?
+    .ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .ok()?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
         .await
-        .expect("agent answers within 10 s")
-        .unwrap();
+        .ok()?
+        .ok()?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let code = head
@@ -313,7 +376,7 @@ async fn http_get(port: u16, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (code, body.to_string())
+    Some((code, body.to_string()))
 }
 
 fn running_as_root() -> bool {
@@ -327,7 +390,7 @@ async fn node_registers_with_capacity_info_and_lease() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("agent-node-a").await;
+    let env = Env::start("agent-node-a", 1).await;
     let node = env.wait_node_ready().await;
     let labels = node.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels["kubernetes.io/hostname"], "agent-node-a");
@@ -352,7 +415,7 @@ async fn node_registers_with_capacity_info_and_lease() {
         .any(|a| a.type_ == "InternalIP"));
     assert_eq!(
         node.spec.unwrap().pod_cidr.as_deref(),
-        Some("10.244.7.0/24")
+        Some(env.net.cidr.as_str())
     );
     let leases = Api::<Lease>::namespaced(env.cluster.client(), "kube-node-lease");
     let lease = wait_for("node lease", Duration::from_secs(20), || {
@@ -374,7 +437,7 @@ async fn echo_pod_runs_to_completion_and_its_logs_are_served() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("agent-node-b").await;
+    let env = Env::start("agent-node-b", 2).await;
     env.create_pod(
         "echo",
         json!({
@@ -419,7 +482,7 @@ async fn httpd_pod_stays_running_and_is_adopted_by_a_restarted_agent() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let mut env = Env::start("agent-node-c").await;
+    let mut env = Env::start("agent-node-c", 3).await;
     env.create_pod(
         "web",
         json!({
@@ -466,6 +529,7 @@ async fn httpd_pod_stays_running_and_is_adopted_by_a_restarted_agent() {
         &env.node,
         &env.containerd,
         env.root.path(),
+        &env.net,
     ));
     // A second pod proves the new agent is working before we look at the first one.
     env.create_pod(
@@ -500,7 +564,7 @@ async fn deleting_a_pod_sends_sigterm_and_removes_containers_and_the_pod() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("agent-node-d").await;
+    let env = Env::start("agent-node-d", 4).await;
     let out = tempfile::Builder::new()
         .prefix("skiff-term-")
         .tempdir()
@@ -565,6 +629,13 @@ async fn deleting_a_pod_sends_sigterm_and_removes_containers_and_the_pod() {
     assert!(started.elapsed() < Duration::from_secs(25));
     let cd = env.containerd.client().await;
     assert!(cd.list_pod_containers(Some(&uid)).await.unwrap().is_empty());
+    // The network namespace is gone too (CNI DEL ran, the mount was removed).
+    assert!(!env
+        .root
+        .path()
+        .join("network/sandboxes")
+        .join(&uid)
+        .exists());
     env.stop().await;
 }
 
@@ -574,7 +645,7 @@ async fn failing_command_goes_to_crash_loop_back_off() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("agent-node-e").await;
+    let env = Env::start("agent-node-e", 5).await;
     env.create_pod(
         "crash",
         json!({"containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", "echo boom; exit 3"]}]}),
@@ -609,7 +680,7 @@ async fn unknown_image_reports_err_image_pull() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("agent-node-f").await;
+    let env = Env::start("agent-node-f", 6).await;
     env.create_pod(
         "noimage",
         json!({"containers": [{"name": "c", "image": "skiff.test/does-not-exist:1"}]}),
@@ -631,5 +702,459 @@ async fn unknown_image_reports_err_image_pull() {
         })
         .await;
     assert_eq!(phase(&pod), "Pending");
+    env.stop().await;
+}
+
+fn status_of<'a>(
+    p: &'a Pod,
+    name: &str,
+) -> Option<&'a k8s_openapi::api::core::v1::ContainerStatus> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == name)
+}
+
+fn condition(p: &Pod, kind: &str) -> Option<String> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == kind)
+        .map(|c| c.status.clone())
+}
+
+fn pod_ip(p: &Pod) -> Option<String> {
+    p.status.as_ref()?.pod_ip.clone()
+}
+
+/// iptables rules (all tables) that name this pod UID (the CNI plugins comment theirs with it).
+fn iptables_rules_naming(uid: &str) -> Vec<String> {
+    ["nat", "filter"]
+        .iter()
+        .flat_map(|table| {
+            let out = Command::new("iptables")
+                .args(["-t", table, "-S"])
+                .output()
+                .expect("running iptables");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.contains(uid))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_network_serves_http_on_the_pod_ip_and_containers_share_localhost() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd and CNI");
+        return;
+    }
+    let env = Env::start("agent-node-g", 7).await;
+    let host_port = skiff_testkit::free_port();
+    let portmap_chains_before = portmap_chains();
+    env.create_pod(
+        "net",
+        json!({
+            "terminationGracePeriodSeconds": 2,
+            "containers": [
+                {
+                    "name": "web", "image": IMAGE,
+                    "command": ["sh", "-c",
+                        "echo \"hello from $(hostname)\" > /www/index.html; exec httpd -f -p 8080 -h /www"],
+                    "ports": [{"containerPort": 8080, "hostPort": host_port}],
+                    "volumeMounts": [{"name": "www", "mountPath": "/www"}],
+                },
+                {
+                    "name": "client", "image": IMAGE,
+                    "command": ["sh", "-c",
+                        "until wget -q -O - http://127.0.0.1:8080/; do sleep 0.2; done; echo \"client on $(hostname)\"; exec sleep 3600"],
+                },
+            ],
+            "volumes": [{"name": "www", "emptyDir": {}}],
+        }),
+    )
+    .await;
+    let pod = env
+        .wait_pod(
+            "net",
+            "Running with a pod IP",
+            Duration::from_secs(60),
+            |p| phase(p) == "Running" && pod_ip(p).is_some(),
+        )
+        .await;
+    let ip = pod_ip(&pod).unwrap();
+    let net: ipnet::Ipv4Net = env.net.cidr.parse().unwrap();
+    assert!(
+        net.contains(&ip.parse::<std::net::Ipv4Addr>().unwrap()),
+        "{ip} in {net}"
+    );
+    let ips = pod.status.as_ref().unwrap().pod_ips.clone().unwrap();
+    assert_eq!(ips[0].ip, ip);
+
+    // From the host, on the pod IP, through the bridge.
+    let (code, body) = wait_for(
+        "httpd answers on the pod IP",
+        Duration::from_secs(30),
+        || {
+            let ip = ip.clone();
+            async move { http_get_at(&ip, 8080, "/").await.filter(|(c, _)| *c == 200) }
+        },
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(body, "hello from net\n");
+
+    // The other container reached it on localhost, and shares the pod's hostname (UTS).
+    let port = env.agent_port().await;
+    let logs = wait_for(
+        "the client container's output",
+        Duration::from_secs(30),
+        || async move {
+            let (code, body) = http_get(port, "/containerLogs/default/net/client").await;
+            (code == 200 && body.contains("client on")).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(logs, "hello from net\nclient on net\n");
+
+    // hostPort through the portmap plugin: the node's address, the pod's port.
+    let host_ip = pod.status.as_ref().unwrap().host_ip.clone().unwrap();
+    let (code, body) = wait_for("the hostPort answers", Duration::from_secs(30), || {
+        let host_ip = host_ip.clone();
+        async move {
+            http_get_at(&host_ip, host_port, "/")
+                .await
+                .filter(|(c, _)| *c == 200)
+        }
+    })
+    .await;
+    assert_eq!((code, body.as_str()), (200, "hello from net\n"));
+
+    // Deleting the pod removes its sandbox: namespace mounts, CNI state and iptables rules.
+    let uid = pod.metadata.uid.clone().unwrap();
+    assert!(
+        !iptables_rules_naming(&uid).is_empty(),
+        "ipMasq rules exist"
+    );
+    let sandbox = env.root.path().join("network/sandboxes").join(&uid);
+    assert!(sandbox.join("net").exists());
+    env.pods()
+        .delete("net", &DeleteParams::default())
+        .await
+        .unwrap();
+    let pods = env.pods();
+    wait_for(
+        "the pod object to be removed",
+        Duration::from_secs(30),
+        || {
+            let pods = pods.clone();
+            async move { matches!(pods.get_opt("net").await, Ok(None)).then_some(()) }
+        },
+    )
+    .await;
+    assert!(!sandbox.exists(), "sandbox dir removed");
+    assert_eq!(iptables_rules_naming(&uid), Vec::<String>::new());
+    assert!(http_get_at(&ip, 8080, "/").await.is_none());
+    env.stop().await;
+    remove_empty_portmap_chains(&portmap_chains_before);
+}
+
+const PORTMAP_CHAINS: [&str; 3] = [
+    "CNI-HOSTPORT-DNAT",
+    "CNI-HOSTPORT-SETMARK",
+    "CNI-HOSTPORT-MASQ",
+];
+
+/// The portmap plugin's shared nat chains that exist now.
+fn portmap_chains() -> Vec<String> {
+    let out = Command::new("iptables")
+        .args(["-t", "nat", "-S"])
+        .output()
+        .expect("running iptables");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    PORTMAP_CHAINS
+        .iter()
+        .filter(|c| text.lines().any(|l| l == format!("-N {c}")))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// The portmap plugin leaves its shared chains (and the jumps to them) behind after the last
+/// DEL: remove those this test brought into being, once no pod uses them any more.
+fn remove_empty_portmap_chains(existed_before: &[String]) {
+    let iptables = |args: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("iptables -t nat {args}"))
+            .output()
+            .expect("running iptables")
+    };
+    let rules = String::from_utf8_lossy(&iptables("-S").stdout).into_owned();
+    let ours: Vec<&str> = PORTMAP_CHAINS
+        .iter()
+        .copied()
+        .filter(|c| !existed_before.iter().any(|b| b == c))
+        .collect();
+    // Per-pod jumps live in CNI-HOSTPORT-DNAT: while any is left, someone else's pod uses them.
+    if ours.is_empty()
+        || rules
+            .lines()
+            .any(|l| l.starts_with("-A CNI-HOSTPORT-DNAT "))
+    {
+        return;
+    }
+    for line in rules.lines() {
+        if let Some(rule) = line.strip_prefix("-A ") {
+            if ours.iter().any(|c| rule.ends_with(&format!("-j {c}"))) {
+                // `iptables -S` quotes as a shell would.
+                iptables(&format!("-D {rule}"));
+            }
+        }
+    }
+    for c in ours {
+        iptables(&format!("-F {c}"));
+        iptables(&format!("-X {c}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_liveness_restarts_and_failing_readiness_makes_the_pod_not_ready() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd and CNI");
+        return;
+    }
+    let env = Env::start("agent-node-h", 8).await;
+    env.create_pod(
+        "unhealthy",
+        json!({
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "c", "image": IMAGE,
+                "command": ["sh", "-c", "echo started; exec sleep 3600"],
+                "livenessProbe": {
+                    "exec": {"command": ["cat", "/tmp/healthy"]},
+                    "periodSeconds": 1, "failureThreshold": 2,
+                },
+            }],
+        }),
+    )
+    .await;
+    env.create_pod(
+        "probed",
+        json!({
+            "containers": [
+                {
+                    "name": "web", "image": IMAGE,
+                    "command": ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"],
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                    "livenessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1},
+                    "startupProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1},
+                },
+                {
+                    "name": "side", "image": IMAGE,
+                    "command": ["sleep", "3600"],
+                    "readinessProbe": {"httpGet": {"path": "/", "port": 9999}, "periodSeconds": 1},
+                },
+            ],
+        }),
+    )
+    .await;
+    // Liveness: the container is killed and started again, with its previous run recorded.
+    let pod = env
+        .wait_pod(
+            "unhealthy",
+            "restarted by its liveness probe",
+            Duration::from_secs(60),
+            |p| {
+                status_of(p, "c").is_some_and(|c| {
+                    c.restart_count >= 1
+                        && c.last_state
+                            .as_ref()
+                            .and_then(|s| s.terminated.as_ref())
+                            .is_some()
+                })
+            },
+        )
+        .await;
+    // `sleep` as PID 1 ignores SIGTERM: the 1 s grace period ends with SIGKILL.
+    let cs = status_of(&pod, "c").unwrap();
+    let last = cs.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(last.exit_code, 137);
+
+    // Readiness: `web` passes its probes, `side` fails its own, so the pod is not Ready.
+    let pod = env
+        .wait_pod(
+            "probed",
+            "web ready, side not",
+            Duration::from_secs(60),
+            |p| {
+                phase(p) == "Running"
+                    && status_of(p, "web").is_some_and(|c| c.ready)
+                    && status_of(p, "side").is_some_and(|c| {
+                        !c.ready && c.state.as_ref().and_then(|s| s.running.as_ref()).is_some()
+                    })
+            },
+        )
+        .await;
+    assert_eq!(condition(&pod, "Ready").as_deref(), Some("False"));
+    assert_eq!(condition(&pod, "ContainersReady").as_deref(), Some("False"));
+    // The httpGet liveness probe of `web` passes: after several periods it has not restarted.
+    let first_id = status_of(&pod, "web").unwrap().container_id.clone();
+    let pods = env.pods();
+    let mut periods = 0;
+    let mut watcher = tokio::time::interval(Duration::from_secs(1));
+    while periods < 5 {
+        watcher.tick().await;
+        periods += 1;
+        let p = pods.get("probed").await.unwrap();
+        let web = status_of(&p, "web").unwrap();
+        assert_eq!(web.restart_count, 0);
+        assert_eq!(web.container_id, first_id);
+        assert!(web.ready);
+    }
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_env_volumes_memory_limit_and_init_containers_are_visible_inside() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd and CNI");
+        return;
+    }
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+    let env = Env::start("agent-node-i", 9).await;
+    let client = env.cluster.client();
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "cfg"},
+        "data": {"greeting": "hi-from-cm", "app.conf": "mode=test"},
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "sec"},
+        "stringData": {"password": "s3cret"},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    env.create_pod(
+        "cfg",
+        json!({
+            "restartPolicy": "Never",
+            "initContainers": [
+                {"name": "init-1", "image": IMAGE, "command": ["sh", "-c", "echo one > /work/order"],
+                 "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+                {"name": "init-2", "image": IMAGE, "command": ["sh", "-c", "echo two >> /work/order"],
+                 "volumeMounts": [{"name": "work", "mountPath": "/work"}]},
+            ],
+            "containers": [{
+                "name": "c", "image": IMAGE,
+                "command": ["sh", "-c", concat!(
+                    "echo env=$GREETING; ",
+                    "echo conf=$(cat /etc/cfg/app.conf); ",
+                    "echo secret=$(cat /etc/sec/password); ",
+                    "echo init=$(cat /work/order); ",
+                    "echo mem=$(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes); ",
+                    "if touch /etc/cfg/new 2>/dev/null; then echo cfg=writable; else echo cfg=readonly; fi",
+                )],
+                "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "greeting"}}}],
+                "resources": {"limits": {"memory": "64Mi"}},
+                "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/etc/cfg"},
+                    {"name": "sec", "mountPath": "/etc/sec"},
+                    {"name": "work", "mountPath": "/work"},
+                ],
+            }],
+            "volumes": [
+                {"name": "cfg", "configMap": {"name": "cfg"}},
+                {"name": "sec", "secret": {"secretName": "sec"}},
+                {"name": "work", "emptyDir": {}},
+            ],
+        }),
+    )
+    .await;
+    let pod = env
+        .wait_pod("cfg", "Succeeded", Duration::from_secs(90), |p| {
+            phase(p) == "Succeeded"
+        })
+        .await;
+    let port = env.agent_port().await;
+    let (code, body) = http_get(port, "/containerLogs/default/cfg/c").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body,
+        "env=hi-from-cm\nconf=mode=test\nsecret=s3cret\ninit=one two\nmem=67108864\ncfg=readonly\n"
+    );
+    let status = pod.status.as_ref().unwrap();
+    let inits = status.init_container_statuses.as_ref().unwrap();
+    assert_eq!(inits.len(), 2);
+    for i in inits {
+        let t = i.state.as_ref().unwrap().terminated.as_ref().unwrap();
+        assert_eq!(t.exit_code, 0, "{}", i.name);
+        assert_eq!(t.reason.as_deref(), Some("Completed"));
+    }
+    // init-2 started after init-1 finished.
+    let finished_1 = inits[0]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap()
+        .finished_at
+        .clone();
+    let started_2 = inits[1]
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap()
+        .started_at
+        .clone();
+    assert!(finished_1.unwrap().0 <= started_2.unwrap().0);
+    assert_eq!(condition(&pod, "Initialized").as_deref(), Some("True"));
+
+    // A failing init container keeps the app container from starting; with restartPolicy
+    // Never the pod fails.
+    env.create_pod(
+        "badinit",
+        json!({
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "init", "image": IMAGE, "command": ["sh", "-c", "exit 7"]}],
+            "containers": [{"name": "c", "image": IMAGE, "command": ["true"]}],
+        }),
+    )
+    .await;
+    let pod = env
+        .wait_pod("badinit", "Failed", Duration::from_secs(60), |p| {
+            phase(p) == "Failed"
+        })
+        .await;
+    assert_eq!(condition(&pod, "Initialized").as_deref(), Some("False"));
+    let app = status_of(&pod, "c").unwrap();
+    assert_eq!(
+        app.state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("PodInitializing")
+    );
     env.stop().await;
 }
