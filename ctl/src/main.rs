@@ -1,13 +1,13 @@
-//! kubectl-like command line for skiff. Not built yet: see the project's open issues.
+//! skiffctl: kubectl-like command line for skiff.
 
-use clap::Parser;
+use std::io::IsTerminal;
 
-/// kubectl-like command line for skiff (not implemented yet).
-#[derive(Parser)]
-#[command(version, about)]
-struct Args {}
-
-fn main() -> anyhow::Result<()> {
-    let _args = Args::parse();
-    anyhow::bail!("skiffctl is not implemented yet")
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let tty = std::io::stdout().is_terminal();
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let code = skiffctl::run_with_terminal(args, &mut out, &mut err, tty).await;
+    std::process::exit(code);
 }
