@@ -5,11 +5,13 @@
 //! Stopping the agent (the `shutdown` future) leaves containers running: a restarted agent
 //! adopts them from their containerd labels.
 
+pub mod dns;
 pub mod image;
 pub mod network;
 pub mod node;
 pub mod pod_worker;
 pub mod probe;
+pub mod proxy;
 pub mod runtime;
 pub mod server;
 pub mod spec;
@@ -48,6 +50,17 @@ pub struct Config {
     pub cni_bin_dir: PathBuf,
     /// Linux bridge the pods of this node attach to.
     pub cni_bridge: String,
+    /// How often the node Lease is renewed (kubelet: 10 s); tests shorten it together with the
+    /// controllers' node monitor grace period.
+    pub heartbeat_interval: std::time::Duration,
+    /// Run the service proxy (iptables rules for Services) with these settings.
+    pub proxy: Option<proxy::ProxyConfig>,
+    /// Run the cluster DNS server with these settings.
+    pub dns: Option<dns::DnsConfig>,
+    /// Nameserver written into the resolv.conf of ClusterFirst pods (kubelet `--cluster-dns`).
+    pub cluster_dns: Option<std::net::IpAddr>,
+    /// Cluster domain for pods' DNS search path (kubelet `--cluster-domain`).
+    pub cluster_domain: String,
 }
 
 impl Config {
@@ -62,6 +75,11 @@ impl Config {
             bind_address: std::net::Ipv4Addr::UNSPECIFIED.into(),
             cni_bin_dir: "/usr/lib/cni".into(),
             cni_bridge: "skiff0".into(),
+            heartbeat_interval: node::HEARTBEAT,
+            proxy: None,
+            dns: None,
+            cluster_dns: None,
+            cluster_domain: "cluster.local".into(),
         }
     }
 }
@@ -127,6 +145,7 @@ pub async fn run(
         node::HostInfo::detect(),
         runtime_version,
     ));
+    let services = spawn_service_networking(&shared);
     let mut workers: HashMap<String, pod_worker::WorkerHandle> = HashMap::new();
     tokio::select! {
         r = watch_pods(shared.clone(), &mut workers) => {
@@ -139,7 +158,38 @@ pub async fn run(
     }
     heartbeat.abort();
     server.abort();
+    for task in services {
+        task.abort();
+    }
     Ok(())
+}
+
+/// The service proxy and the cluster DNS server, when configured, over one Service and
+/// EndpointSlice cache.
+fn spawn_service_networking(shared: &Shared) -> Vec<tokio::task::JoinHandle<()>> {
+    let cfg = &shared.config;
+    if cfg.proxy.is_none() && cfg.dns.is_none() {
+        return vec![];
+    }
+    let (cache, drive) = proxy::ServiceCache::new(shared.client.clone());
+    let mut tasks = vec![tokio::spawn(drive)];
+    if let Some(p) = cfg.proxy.clone() {
+        let cache = cache.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = proxy::run(p, cache).await {
+                warn!(error = %format!("{e:#}"), "service proxy stopped");
+            }
+        }));
+    }
+    if let Some(d) = cfg.dns.clone() {
+        tasks.push(tokio::spawn(async move {
+            let server = dns::DnsServer::start(d, Arc::new(cache)).await;
+            // Serve until this task is aborted (dropping the server stops it).
+            let _server = server;
+            std::future::pending::<()>().await
+        }));
+    }
+    tasks
 }
 
 /// Watch the pods bound to this node and keep one worker per pod UID.

@@ -43,6 +43,34 @@ struct Args {
     /// Port of the agent API (logs, healthz, metrics); 0 picks a free one.
     #[arg(long, default_value_t = 10250)]
     port: u16,
+    /// Run the service proxy: iptables nat rules for ClusterIPs and NodePorts.
+    #[arg(long)]
+    proxy: bool,
+    /// Prefix of the proxy's iptables chains (`<PREFIX>-SERVICES`, ...).
+    #[arg(long, default_value = "SKIFF")]
+    proxy_chain_prefix: String,
+    /// Cluster pod network; ClusterIP traffic from outside it is masqueraded.
+    #[arg(long)]
+    cluster_cidr: Option<String>,
+    /// CIDRs NodePorts answer on (comma-separated); default every local non-loopback address.
+    #[arg(long, value_delimiter = ',')]
+    nodeport_addresses: Vec<String>,
+    /// Remove every iptables chain and jump rule of the service proxy (--proxy-chain-prefix)
+    /// and exit.
+    #[arg(long)]
+    cleanup: bool,
+    /// Run the cluster DNS server on this address (e.g. the pod bridge's gateway, 10.244.0.1:53).
+    #[arg(long)]
+    dns_listen: Option<std::net::SocketAddr>,
+    /// Upstream DNS server for names outside the cluster domain (none: they get NXDOMAIN).
+    #[arg(long)]
+    dns_upstream: Option<std::net::SocketAddr>,
+    /// Nameserver written into ClusterFirst pods' resolv.conf (defaults to --dns-listen's IP).
+    #[arg(long)]
+    cluster_dns: Option<std::net::IpAddr>,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -92,6 +120,9 @@ async fn main() -> anyhow::Result<()> {
         }
         None => {}
     }
+    if args.cleanup {
+        return skiff_agent::proxy::cleanup(&args.proxy_chain_prefix).await;
+    }
     let client = kube_client(&args).await?;
     let node_name = match &args.node_name {
         Some(n) => n.clone(),
@@ -107,6 +138,22 @@ async fn main() -> anyhow::Result<()> {
     config.port = args.port;
     config.cni_bin_dir = args.cni_bin_dir.clone();
     config.cni_bridge = args.cni_bridge.clone();
+    if args.proxy {
+        config.proxy = Some(skiff_agent::proxy::ProxyConfig {
+            chain_prefix: args.proxy_chain_prefix.clone(),
+            cluster_cidr: args.cluster_cidr.clone(),
+            nodeport_addresses: args.nodeport_addresses.clone(),
+            ..Default::default()
+        });
+    }
+    if let Some(listen) = args.dns_listen {
+        let mut dns = skiff_agent::dns::DnsConfig::new(listen);
+        dns.domain = args.cluster_domain.clone();
+        dns.upstream = args.dns_upstream;
+        config.dns = Some(dns);
+    }
+    config.cluster_dns = args.cluster_dns.or(args.dns_listen.map(|a| a.ip()));
+    config.cluster_domain = args.cluster_domain.clone();
     skiff_agent::run(client, config, shutdown_signal()).await
 }
 

@@ -312,7 +312,8 @@ pub async fn renew_lease(shared: &Shared, node: &Node) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Register, then renew the Lease every 10 s and refresh the Node status every minute.
+/// Register, then renew the Lease every `heartbeat_interval` (default 10 s) and refresh the Node
+/// status every minute.
 pub async fn heartbeat_loop(
     shared: std::sync::Arc<Shared>,
     host: HostInfo,
@@ -347,7 +348,7 @@ pub async fn heartbeat_loop(
             }
         }
         tokio::time::sleep(if node.is_some() {
-            HEARTBEAT
+            shared.config.heartbeat_interval
         } else {
             Duration::from_secs(1)
         })

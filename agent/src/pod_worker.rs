@@ -600,8 +600,13 @@ impl Worker {
         self.write_config_volumes(pod, c, &dir)
             .await
             .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
-        let binds = volume_binds(pod, c, &dir)
+        let mut binds = volume_binds(pod, c, &dir)
             .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
+        // /etc/resolv.conf per dnsPolicy (cluster DNS for ClusterFirst pods).
+        binds.extend(
+            crate::dns::pod_resolv_conf(&shared.config, pod, &dir)
+                .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?,
+        );
         let oci = spec::build_spec(c, image_config.as_ref(), &ctx, args, env, &binds)
             .map_err(|e| ("CreateContainerError", format!("{e:#}")))?;
         let labels = HashMap::from([

@@ -279,6 +279,10 @@ pub fn compute_status(
     let updated = new_rs
         .map(|r| r.status.clone().unwrap_or_default().replicas)
         .unwrap_or(0);
+    let wanted: i32 = all
+        .iter()
+        .map(|r| r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
+        .sum();
     let old = d.status.clone().unwrap_or_default();
     let mut status = DeploymentStatus {
         observed_generation: d.metadata.generation,
@@ -286,7 +290,8 @@ pub fn compute_status(
         updated_replicas: Some(updated),
         ready_replicas: Some(ready),
         available_replicas: Some(available),
-        unavailable_replicas: Some((desired - available).max(0)),
+        // As Kubernetes counts it: the pods the ReplicaSets want, less those available.
+        unavailable_replicas: Some((wanted - available).max(0)),
         collision_count: old.collision_count,
         conditions: None,
         ..Default::default()
@@ -942,6 +947,19 @@ mod tests {
         assert_eq!(conds[0].type_, "Available");
         assert_eq!(conds[0].status, "True");
         assert_eq!(conds[1].reason.as_deref(), Some("NewReplicaSetAvailable"));
+
+        // Mid-rollout, stuck: 2 old pods available, 2 new ones wanted but not available.
+        // Unavailable counts what the ReplicaSets want (4), as Kubernetes does.
+        let mut old_rs = new_replica_set(&d, "old", 2, 1, 1);
+        old_rs.status =
+            Some(serde_json::from_value(json!({"replicas": 2, "availableReplicas": 2})).unwrap());
+        let mut stuck = new_replica_set(&d, "new", 2, 2, 1);
+        stuck.status = Some(serde_json::from_value(json!({"replicas": 2})).unwrap());
+        let s = compute_status(&d, Some(&stuck), &[&old_rs, &stuck], 1, None, now);
+        assert_eq!(
+            (s.replicas, s.available_replicas, s.unavailable_replicas),
+            (Some(4), Some(2), Some(2))
+        );
     }
 
     #[test]

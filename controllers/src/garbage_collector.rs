@@ -18,7 +18,7 @@ use kube::api::{
     PropagationPolicy,
 };
 use kube::core::GroupVersionKind;
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -324,11 +324,17 @@ async fn scan(ctx: &Context) -> Result<bool> {
 
 pub async fn run(ctx: Arc<Context>) {
     let notify = Arc::new(Notify::new());
+    // Owned here, so the watches end when this controller is stopped (dropped).
+    let mut watches = tokio::task::JoinSet::new();
     for kind in 0..KINDS.len() {
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &api_resource(kind));
         let notify = notify.clone();
-        tokio::spawn(async move {
-            let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+        watches.spawn(async move {
+            // With back-off: without it a failing watch (apiserver down) is retried in a busy
+            // loop.
+            let mut stream = watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
             while let Some(ev) = stream.next().await {
                 if ev.is_ok() {
                     notify.notify_one();

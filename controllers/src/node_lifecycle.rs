@@ -177,6 +177,8 @@ async fn pass(ctx: &Context) -> Result<()> {
     for node in nodes_api.list(&ListParams::default()).await?.items {
         let name = node.name_any();
         let a = assess(&node, leases.get(&name), now, grace);
+        // The taint patch below is guarded by this; a status write first moves it on.
+        let mut resource_version = node.resource_version();
         if a.mark_unknown {
             let mut conditions = node
                 .status
@@ -200,11 +202,13 @@ async fn pass(ctx: &Context) -> Result<()> {
                 });
             }
             let patch = json!({"status": {"conditions": conditions}});
-            ignore_missing(
-                nodes_api
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await,
-            )?;
+            match nodes_api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(updated) => resource_version = updated.resource_version(),
+                r => ignore_missing(r)?,
+            }
             ctx.recorder.publish(
                 &node,
                 EventType::Normal,
@@ -213,7 +217,7 @@ async fn pass(ctx: &Context) -> Result<()> {
             );
         }
         if a.taints_changed {
-            let patch = json!({"metadata": {"resourceVersion": node.resource_version()}, "spec": {"taints": a.taints}});
+            let patch = json!({"metadata": {"resourceVersion": resource_version}, "spec": {"taints": a.taints}});
             ignore_missing(
                 nodes_api
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))

@@ -1,6 +1,8 @@
 //! skiff-testkit: starts the real parts a test needs in a temp dir (etcd on random ports, the
 //! apiserver in-process) and stops them when dropped, by PID. Nothing is ever killed by name.
 
+pub mod containerd;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

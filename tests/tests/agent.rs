@@ -4,216 +4,19 @@
 //! The test image is built from Debian's busybox-static as an OCI layout tarball and imported
 //! through containerd's content, images, snapshots and diff services.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use skiff_agent::Containerd;
-use skiff_testkit::{wait_for, which, TestCluster};
+use skiff_testkit::containerd::{
+    http_get_at, running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE,
+};
+use skiff_testkit::{wait_for, TestCluster};
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const IMAGE: &str = "skiff.test/busybox:latest";
-const NS: &str = "skiff-test";
-
-/// A containerd daemon in a temp dir; stopped by PID on drop, after removing every task and
-/// container it holds (so no shim outlives the test).
-struct ContainerdProc {
-    dir: TempDir,
-    child: Child,
-}
-
-impl ContainerdProc {
-    async fn start() -> ContainerdProc {
-        let dir = tempfile::Builder::new()
-            .prefix("skiff-containerd-")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-[grpc]
-  address = "{sock}"
-
-[ttrpc]
-  address = "{sock}.ttrpc"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{opt}"
-"#,
-            root = d.join("root").display(),
-            state = d.join("state").display(),
-            sock = d.join("containerd.sock").display(),
-            opt = d.join("opt").display(),
-        );
-        std::fs::write(d.join("config.toml"), config).unwrap();
-        let binary = which("containerd").expect("containerd is installed (Debian package)");
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        let child = Command::new(binary)
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting containerd");
-        let mut proc = ContainerdProc { dir, child };
-        let sock = proc.socket();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = proc.child.try_wait() {
-                panic!("containerd exited ({status}): {}", proc.log());
-            }
-            if sock.exists() {
-                if let Ok(c) = Containerd::connect(&sock, NS).await {
-                    if c.version().await.is_ok() {
-                        return proc;
-                    }
-                }
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("containerd did not come up: {}", proc.log());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("containerd.sock")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
-    }
-
-    async fn client(&self) -> Containerd {
-        Containerd::connect(&self.socket(), NS).await.unwrap()
-    }
-
-    /// Kill and delete every container in the test namespace, then stop containerd.
-    async fn stop(mut self) {
-        let cd = self.client().await;
-        if let Ok(all) = cd.list_pod_containers(None).await {
-            for c in all {
-                let _ = cd.kill_task(&c.id, libc::SIGKILL).await;
-                let _ = tokio::time::timeout(Duration::from_secs(10), cd.wait_task(&c.id)).await;
-                let _ = cd.remove_container(&c.id).await;
-            }
-        }
-        // SAFETY: kill(2) on our own unreaped child.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ContainerdProc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// An in-process agent, stopped through its shutdown channel.
-struct AgentRun {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-/// The pod network of one test: its own bridge and subnet, so tests (and concurrent runs of
-/// this binary) never share one; the bridge is deleted when the test ends.
-#[derive(Clone, Debug)]
-struct TestNet {
-    bridge: String,
-    cidr: String,
-}
-
-impl TestNet {
-    fn new(index: u8) -> TestNet {
-        let pid = std::process::id();
-        TestNet {
-            bridge: format!("skt{}x{index}", pid % 100_000),
-            cidr: format!("10.{}.{index}.0/24", 100 + pid % 100),
-        }
-    }
-
-    /// CNI DEL and unmount for every sandbox the agent left (pods still present when the test
-    /// ends), then delete the bridge. Only this test's own objects are touched.
-    async fn cleanup(&self, root: &Path) {
-        let network = skiff_agent::network::Network::new(skiff_agent::network::NetworkConfig {
-            cni_bin_dir: "/usr/lib/cni".into(),
-            bridge: self.bridge.clone(),
-            state_dir: root.join("network"),
-        });
-        for uid in network.sandboxes() {
-            if let Err(e) = network.remove(&uid).await {
-                eprintln!("removing sandbox {uid}: {e:#}");
-            }
-        }
-        if Path::new("/sys/class/net").join(&self.bridge).exists() {
-            let st = Command::new("ip")
-                .args(["link", "del", &self.bridge])
-                .status()
-                .expect("running ip");
-            assert!(st.success(), "deleting bridge {}", self.bridge);
-        }
-    }
-}
-
-impl AgentRun {
-    fn start(
-        client: kube::Client,
-        node: &str,
-        cd: &ContainerdProc,
-        root: &Path,
-        net: &TestNet,
-    ) -> AgentRun {
-        let mut config = skiff_agent::Config::new(node, cd.socket(), root.to_path_buf());
-        config.containerd_namespace = NS.into();
-        config.port = 0;
-        config.bind_address = std::net::Ipv4Addr::LOCALHOST.into();
-        config.pod_cidr = Some(net.cidr.clone());
-        config.cni_bridge = net.bridge.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(skiff_agent::run(client, config, async move {
-            let _ = rx.await;
-        }));
-        AgentRun {
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("agent stops within 10 s")
-            .expect("agent task did not panic")
-            .expect("agent returned Ok");
-    }
-}
 
 /// A cluster, a containerd with the busybox image imported, and an agent.
 struct Env {
@@ -348,40 +151,6 @@ async fn http_get(port: u16, path: &str) -> (u16, String) {
     http_get_at("127.0.0.1", port, path)
         .await
         .expect("agent answers within 10 s")
-}
-
-/// GET over plain HTTP/1.1; `None` when the server cannot be reached or does not answer in 10 s.
-async fn http_get_at(host: &str, port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect((host, port)),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .ok()?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Some((code, body.to_string()))
-}
-
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
