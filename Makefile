@@ -40,6 +40,7 @@ lint:
 
 bench: deps
 	$(CARGO) bench -p skiff-testkit --bench apiserver
+	$(CARGO) bench -p skiff-testkit --bench scheduler
 
 ## Start a local cluster under $(DATA_DIR) and apply the demo app.
 up: deps release

@@ -6,7 +6,7 @@
 //! pods), [`binder`] (bindings, conditions, events), [`leader`] (Lease election) and
 //! [`scheduler`] (the loop that ties them to kube-runtime informers).
 //!
-//! Not built yet: the benchmarks of issue 4 (`make bench`, docs/benchmarks.md); preemption;
+//! Benchmarks: `make bench` (tests/benches/scheduler.rs, figures in docs/benchmarks.md). Not built: preemption;
 //! inter-pod affinity; topology spread constraints.
 
 pub mod binder;
@@ -24,6 +24,9 @@ use std::future::Future;
 pub use config::{Config, FileConfig, Weights};
 pub use leader::LeaderElectionConfig;
 pub use metrics::Metrics;
+/// The random source `framework::Framework::schedule` takes (ties are broken randomly), for
+/// callers outside the crate such as the benchmark.
+pub use rand;
 
 /// Run the scheduler until `shutdown` completes. With `config.leader_election`, schedule only
 /// while holding the lease: wait for it, schedule, and go back to waiting if it is lost; on
