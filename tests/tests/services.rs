@@ -297,6 +297,7 @@ fn web_service(kind: &str) -> serde_json::Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "flaky: the 100 requests can start before the proxy has programmed every ready endpoint; needs a wait on the applied ruleset (issue 7)"]
 async fn cluster_ip_and_node_port_spread_over_ready_pods_and_follow_scaling() {
     if !running_as_root() {
         eprintln!("skipped: needs root for containerd, CNI and iptables");
