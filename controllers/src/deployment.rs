@@ -22,7 +22,7 @@ use kube::ResourceExt;
 use serde_json::{json, Value};
 
 use crate::events::EventType;
-use crate::replicaset::ignore_missing;
+use crate::util::ignore_missing;
 use crate::util::{self, Context, Error, Result};
 
 pub const NAME: &str = "deployment-controller";

@@ -20,7 +20,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{watcher, Controller};
 use kube::ResourceExt;
 
-use crate::replicaset::ignore_missing;
+use crate::util::ignore_missing;
 use crate::util::{self, Context, Result};
 
 pub const NAME: &str = "endpoints-controller";

@@ -10,15 +10,14 @@ use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller};
 use kube::ResourceExt;
-use serde_json::json;
 
 use crate::events::EventType;
-use crate::replicaset::{ignore_missing, pod_from_template};
-use crate::util::{self, Context, Result};
+use crate::replicaset::pod_from_template;
+use crate::util::{self, ignore_missing, Context, Result};
 
 pub const NAME: &str = "job-controller";
 
@@ -230,18 +229,8 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
         ctx.recorder
             .publish(job.as_ref(), kind, reason, message.to_string());
     }
-    if job.status.as_ref() != Some(&plan.status) {
-        let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"status": plan.status});
-        ignore_missing(
-            api.patch_status(
-                &job.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await,
-        )?;
-    }
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    util::write_status(&api, &job.name_any(), job.status.as_ref(), &plan.status).await?;
     ctx.metrics.reconcile(NAME, true);
     Ok(match plan.requeue_after {
         Some(d) => Action::requeue(d + Duration::from_millis(100)),
@@ -261,6 +250,7 @@ pub async fn run(ctx: Arc<Context>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn job(completions: Option<i32>, parallelism: i32, backoff: i32) -> Job {
         serde_json::from_value(json!({

@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::{watcher, Controller};
 use kube::ResourceExt;
 
-use crate::replicaset::ignore_missing;
+use crate::util::ignore_missing;
 use crate::util::{self, Context, Result};
 
 pub const NAME: &str = "namespace-controller";

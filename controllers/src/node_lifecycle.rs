@@ -17,7 +17,7 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use crate::events::EventType;
-use crate::replicaset::ignore_missing;
+use crate::util::ignore_missing;
 use crate::util::{self, Context, Result};
 
 pub const NAME: &str = "node-lifecycle-controller";

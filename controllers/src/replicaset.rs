@@ -19,7 +19,7 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use crate::events::EventType;
-use crate::util::{self, Context, Error, Result};
+use crate::util::{self, ignore_missing, Context, Error, Result};
 
 pub const NAME: &str = "replicaset-controller";
 
@@ -273,32 +273,13 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
         );
     }
 
-    if rs.status.as_ref() != Some(&plan.status) {
-        let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"status": plan.status});
-        ignore_missing(
-            api.patch_status(
-                &rs.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await,
-        )?;
-    }
+    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    util::write_status(&api, &rs.name_any(), rs.status.as_ref(), &plan.status).await?;
     ctx.metrics.reconcile(NAME, true);
     Ok(match plan.requeue_after {
         Some(d) => Action::requeue(d + Duration::from_millis(100)),
         None => Action::requeue(Duration::from_secs(300)),
     })
-}
-
-/// A 404 means someone else already finished the job.
-pub fn ignore_missing<T>(r: std::result::Result<T, kube::Error>) -> Result<()> {
-    match r {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Which ReplicaSets care about a pod: its controller, or for an orphan every one that selects it.

@@ -39,6 +39,41 @@ pub struct Context {
     pub config: Arc<crate::Config>,
 }
 
+/// A 404 means someone else already finished the job.
+pub fn ignore_missing<T>(r: std::result::Result<T, kube::Error>) -> Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Write `desired` through the status subresource unless it already is the stored status; an
+/// object deleted meanwhile is not an error.
+pub async fn write_status<K, S>(
+    api: &kube::Api<K>,
+    name: &str,
+    current: Option<&S>,
+    desired: &S,
+) -> Result<()>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize + PartialEq,
+{
+    if current == Some(desired) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({ "status": desired });
+    ignore_missing(
+        api.patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await,
+    )
+}
+
 /// Retry a failed reconcile after a short back-off, logging it.
 pub fn error_policy<K>(
     controller: &'static str,
