@@ -13,7 +13,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
-use skiff_testkit::{repo_root, TestCluster};
+use skiff_testkit::TestCluster;
 use tokio::sync::Mutex;
 
 const OPS_PER_LEVEL: usize = 2000;
@@ -78,7 +78,7 @@ fn cm(name: String) -> ConfigMap {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    raise_fd_limit();
+    skiff_testkit::bench::raise_fd_limit();
     let cluster = TestCluster::start().await?;
     let client = cluster.client();
     let mut rows = Vec::new();
@@ -304,40 +304,7 @@ create throughput / etcd direct throughput.\n\n\
         ms(fanout),
     );
     println!("{section}");
-    write_section(&section)?;
+    skiff_testkit::bench::write_section("apiserver", &section)?;
     cluster.stop().await;
     Ok(())
-}
-
-/// Replace (or append) the apiserver section of docs/benchmarks.md.
-fn write_section(section: &str) -> anyhow::Result<()> {
-    let path = repo_root().join("docs/benchmarks.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let updated = match (
-        doc.find("<!-- apiserver-bench:start -->"),
-        doc.find("<!-- apiserver-bench:end -->"),
-    ) {
-        (Some(a), Some(b)) => {
-            let end = b + "<!-- apiserver-bench:end -->\n".len();
-            format!("{}{}{}", &doc[..a], section, &doc[end.min(doc.len())..])
-        }
-        _ => format!("{}\n{}", doc.trim_end(), "\n".to_owned() + section),
-    };
-    std::fs::write(path, updated)?;
-    Ok(())
-}
-
-/// 1,000 watchers need 2,000 descriptors in this process (client and server ends).
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }

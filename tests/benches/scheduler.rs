@@ -23,7 +23,7 @@ use skiff_scheduler::cache::Cache;
 use skiff_scheduler::framework::PodInfo;
 use skiff_scheduler::rand::rngs::StdRng;
 use skiff_scheduler::rand::SeedableRng;
-use skiff_testkit::{repo_root, TestCluster};
+use skiff_testkit::TestCluster;
 use tokio::sync::{mpsc, Mutex};
 
 /// Creates (and node writes) in flight at once.
@@ -399,7 +399,7 @@ async fn end_to_end(nodes: usize, pods: usize) -> anyhow::Result<E2eResult> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    raise_fd_limit();
+    skiff_testkit::bench::raise_fd_limit();
     let quick = std::env::var("SKIFF_SCHED_BENCH").is_ok_and(|v| v == "quick");
     let (pipeline_nodes, pipeline_decisions, sizes): (usize, usize, Vec<(usize, usize)>) = if quick
     {
@@ -452,7 +452,7 @@ async fn main() -> anyhow::Result<()> {
     if quick {
         println!("(quick run: docs/benchmarks.md left unchanged)");
     } else {
-        write_section(&section)?;
+        skiff_testkit::bench::write_section("scheduler", &section)?;
     }
     Ok(())
 }
@@ -526,37 +526,4 @@ same apiserver and etcd, on the same 2 cores as the scheduler.\n\
         us(owned.lat.p99),
         owned.loop_per_sec,
     )
-}
-
-/// Replace (or append) the scheduler section of docs/benchmarks.md, leaving the rest alone.
-fn write_section(section: &str) -> anyhow::Result<()> {
-    let path = repo_root().join("docs/benchmarks.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let updated = match (doc.find(START), doc.find(END)) {
-        (Some(a), Some(b)) if b > a => {
-            let mut end = b + END.len();
-            if doc[end..].starts_with('\n') {
-                end += 1;
-            }
-            format!("{}{}{}", &doc[..a], section, &doc[end..])
-        }
-        _ => format!("{}\n\n{}", doc.trim_end(), section),
-    };
-    std::fs::write(path, updated)?;
-    Ok(())
-}
-
-/// The apiserver, the scheduler's watches and the benchmark's clients share this process.
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit on our own process with a valid struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }

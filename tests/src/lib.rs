@@ -1,6 +1,7 @@
 //! skiff-testkit: starts the real parts a test needs in a temp dir (etcd on random ports, the
 //! apiserver in-process) and stops them when dropped, by PID. Nothing is ever killed by name.
 
+pub mod bench;
 pub mod containerd;
 
 use std::net::TcpListener;
