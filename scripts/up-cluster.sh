@@ -49,6 +49,8 @@ start etcd etcd --name skiff --data-dir "$DATA_DIR/etcd" \
   --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
   --initial-cluster "skiff=http://127.0.0.1:$((ETCD_PORT + 1))" --log-level warn
 
+wait_until 30 "etcd" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
 say "starting containerd (root $DATA_DIR/containerd)"
 cat >"$DATA_DIR/containerd/config.toml" <<EOF
 version = 2

@@ -36,6 +36,8 @@ if running etcd; then echo "etcd already running (pid $(cat "$DATA_DIR/pids/etcd
   echo "started etcd (pid $!)"
 fi
 
+wait_until 30 "etcd" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
 if running apiserver; then echo "apiserver already running (pid $(cat "$DATA_DIR/pids/apiserver"))"; else
   "$BIN/skiff-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" --port "$API_PORT" \
     >"$DATA_DIR/logs/apiserver.log" 2>&1 &
@@ -69,5 +71,6 @@ echo
 echo "skiff is up. Try:"
 echo "  export KUBECONFIG=$DATA_DIR/kubeconfig"
 echo "  kubectl get deploy,svc"
-echo "The scheduler, controllers and agent are not built yet (see the open issues), so the demo"
-echo "Deployment is stored but no pods run. Stop everything with: make down"
+echo "make up does not start the scheduler, controllers and an agent yet (issue 6; the draft is"
+echo "scripts/up-cluster.sh), so the demo Deployment is stored but no pods run."
+echo "Stop everything with: make down"
