@@ -532,6 +532,37 @@ pub fn render_cleanup(existing: &Existing) -> Option<String> {
     Some(out)
 }
 
+/// The endpoints each service port sends traffic to, read back from `iptables-save` output: the
+/// `<prefix>-SVC-...` rules carry the comment `"<service port key> -> <endpoint>"` (see
+/// [`render`]). Tests and tools use it to know what the proxy has really applied, not what it
+/// was asked to apply.
+pub fn programmed_endpoints(save: &str, prefix: &str) -> BTreeMap<String, BTreeSet<SocketAddrV4>> {
+    let svc_rule = format!("-A {prefix}-SVC-");
+    let mut out: BTreeMap<String, BTreeSet<SocketAddrV4>> = BTreeMap::new();
+    let mut in_nat = false;
+    for line in save.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            in_nat = t.trim() == "nat";
+            continue;
+        }
+        if !in_nat || !line.starts_with(&svc_rule) {
+            continue;
+        }
+        let Some((_, rest)) = line.split_once("--comment \"") else {
+            continue;
+        };
+        let Some((comment, _)) = rest.split_once('"') else {
+            continue;
+        };
+        if let Some((key, ep)) = comment.split_once(" -> ") {
+            if let Ok(ep) = ep.parse() {
+                out.entry(key.to_string()).or_default().insert(ep);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,6 +754,33 @@ COMMIT
         assert!(clean.contains("-X SKIFF-SERVICES\n-X SKIFF-SVC-OLD\n"));
         assert!(!clean.contains("SKIFFY"));
         assert_eq!(render_cleanup(&Existing::default()), None);
+    }
+
+    #[test]
+    fn programmed_endpoints_read_back_what_render_wrote() {
+        let ports = service_ports(
+            &[web()],
+            &[web_slice(&[
+                ("10.244.0.2", true, false),
+                ("10.244.0.3", true, false),
+                ("10.244.0.4", false, false),
+            ])],
+        );
+        // iptables-save prints rules as they were appended, with the table header first.
+        let save = render(&cfg(), &ports, &Existing::default());
+        let got = programmed_endpoints(&save, "SKIFF");
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got["default/web:http/tcp"],
+            BTreeSet::from([
+                "10.244.0.2:8080".parse().unwrap(),
+                "10.244.0.3:8080".parse().unwrap()
+            ])
+        );
+        // Another prefix's rules are not ours; no endpoints means no entry.
+        assert!(programmed_endpoints(&save, "SKT1").is_empty());
+        let empty = render(&cfg(), &service_ports(&[web()], &[]), &Existing::default());
+        assert!(programmed_endpoints(&empty, "SKIFF").is_empty());
     }
 
     #[test]
