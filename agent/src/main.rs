@@ -56,7 +56,7 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     nodeport_addresses: Vec<String>,
     /// Remove every iptables chain and jump rule of the service proxy (--proxy-chain-prefix)
-    /// and exit.
+    /// and the pod FORWARD rules of --cni-bridge, and exit.
     #[arg(long)]
     cleanup: bool,
     /// Run the cluster DNS server on this address (e.g. the pod bridge's gateway, 10.244.0.1:53).
@@ -121,7 +121,8 @@ async fn main() -> anyhow::Result<()> {
         None => {}
     }
     if args.cleanup {
-        return skiff_agent::proxy::cleanup(&args.proxy_chain_prefix).await;
+        skiff_agent::proxy::cleanup(&args.proxy_chain_prefix).await?;
+        return skiff_agent::network::remove_forward_rules(&args.cni_bridge).await;
     }
     let client = kube_client(&args).await?;
     let node_name = match &args.node_name {

@@ -11,6 +11,12 @@
 //! hostPorts, chained with `prevResult`. The configurations used for ADD are saved in the
 //! sandbox directory (as libcni caches them), so DEL gets exactly the same ones, even from a
 //! restarted agent; the ADD result there records the pod IP.
+//!
+//! The bridge plugin adds no filter rules, so where the FORWARD policy is DROP (Docker sets it)
+//! pods could not reach anything beyond their bridge. Like the CNI firewall plugin and
+//! kube-proxy, the agent keeps its own filter chain, `SKIFF-FWD-<bridge>`, jumped to from
+//! FORWARD: it accepts what comes from the node's pods and the replies to it. It is set up
+//! with the first sandbox and removed by [`remove_forward_rules`] (`skiff-agent --cleanup`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,7 +70,76 @@ pub struct PortMapping {
 /// state too; this keeps iptables and bridge creation free of races between pods).
 pub struct Network {
     pub config: NetworkConfig,
-    lock: tokio::sync::Mutex<()>,
+    /// Held for CNI operations; the flag says whether the FORWARD rules are in place.
+    lock: tokio::sync::Mutex<bool>,
+}
+
+/// The filter chain that lets the pods of `bridge` through FORWARD (iptables allows 28
+/// characters: the prefix leaves 18 for the bridge name, which Linux caps at 15).
+pub fn forward_chain(bridge: &str) -> String {
+    format!("SKIFF-FWD-{bridge}")
+}
+
+const FORWARD_COMMENT: &str = "skiff pod network";
+
+async fn iptables(args: &[&str]) -> anyhow::Result<std::process::Output> {
+    tokio::process::Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .context("running iptables")
+}
+
+/// Create (or refill) the FORWARD chain of `bridge` and jump to it from FORWARD, once.
+pub async fn ensure_forward_rules(bridge: &str) -> anyhow::Result<()> {
+    let chain = forward_chain(bridge);
+    // One restore declares (flushing, or creating) the chain and fills it atomically.
+    let payload = format!(
+        "*filter\n:{chain} - [0:0]\n\
+         -A {chain} -i {bridge} -m comment --comment \"from the pods of {bridge}\" -j ACCEPT\n\
+         -A {chain} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"replies to the pods of {bridge}\" -j ACCEPT\n\
+         COMMIT\n"
+    );
+    crate::proxy::iptables_restore(&payload).await?;
+    let jump = ["-m", "comment", "--comment", FORWARD_COMMENT, "-j", &chain];
+    let check = iptables(&[&["-C", "FORWARD"][..], &jump].concat()).await?;
+    if !check.status.success() {
+        let out = iptables(&[&["-I", "FORWARD", "1"][..], &jump].concat()).await?;
+        if !out.status.success() {
+            bail!(
+                "inserting the FORWARD jump to {chain}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Remove the FORWARD jump and chain of `bridge` (nothing to do when they do not exist).
+pub async fn remove_forward_rules(bridge: &str) -> anyhow::Result<()> {
+    let chain = forward_chain(bridge);
+    let jump = ["-m", "comment", "--comment", FORWARD_COMMENT, "-j", &chain];
+    // `-D` removes one copy per call; a jump inserted twice by racing agents goes too.
+    while iptables(&[&["-D", "FORWARD"][..], &jump].concat())
+        .await?
+        .status
+        .success()
+    {}
+    let exists = iptables(&["-n", "-L", &chain]).await?.status.success();
+    if exists {
+        for op in ["-F", "-X"] {
+            let out = iptables(&[op, &chain]).await?;
+            if !out.status.success() {
+                bail!(
+                    "iptables {op} {chain}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The plugin configurations of one sandbox, in ADD order, each with its interface name.
@@ -142,7 +217,7 @@ impl Network {
     pub fn new(config: NetworkConfig) -> Network {
         Network {
             config,
-            lock: tokio::sync::Mutex::new(()),
+            lock: tokio::sync::Mutex::new(false),
         }
     }
 
@@ -168,7 +243,7 @@ impl Network {
         pod_cidr: &str,
         ports: &[PortMapping],
     ) -> anyhow::Result<Sandbox> {
-        let _guard = self.lock.lock().await;
+        let mut forwarding = self.lock.lock().await;
         let dir = self.sandbox_dir(pod_uid);
         let result_file = dir.join("result.json");
         if let Ok(text) = std::fs::read_to_string(&result_file) {
@@ -192,6 +267,13 @@ impl Network {
             let _ = unmount_namespaces(&dir);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
+        }
+        if !*forwarding {
+            // Before the first pod starts, so its traffic is never dropped in FORWARD.
+            match ensure_forward_rules(&self.config.bridge).await {
+                Ok(()) => *forwarding = true,
+                Err(e) => warn!(error = %format!("{e:#}"), "setting up FORWARD rules for the pods"),
+            }
         }
         let configs = plugin_configs(&self.config, pod_cidr, ports);
         std::fs::write(

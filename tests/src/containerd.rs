@@ -207,6 +207,9 @@ impl TestNet {
                 eprintln!("removing sandbox {uid}: {e:#}");
             }
         }
+        if let Err(e) = skiff_agent::network::remove_forward_rules(&self.bridge).await {
+            eprintln!("removing the FORWARD rules of {}: {e:#}", self.bridge);
+        }
         if Path::new("/sys/class/net").join(&self.bridge).exists() {
             let st = Command::new("ip")
                 .args(["link", "del", &self.bridge])
