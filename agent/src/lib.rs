@@ -135,33 +135,52 @@ pub async fn run(
     });
 
     let app = server::router(shared.clone());
-    let server = tokio::spawn(async move {
+    // Every helper task is aborted when `run` returns or its future is dropped (a caller that
+    // aborts the agent must not leave a proxy re-applying rules behind it).
+    let mut helpers = AbortOnDrop::default();
+    helpers.0.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             warn!(error = %e, "agent API stopped");
         }
-    });
-    let heartbeat = tokio::spawn(node::heartbeat_loop(
+    }));
+    helpers.0.push(tokio::spawn(node::heartbeat_loop(
         shared.clone(),
         node::HostInfo::detect(),
         runtime_version,
-    ));
-    let services = spawn_service_networking(&shared);
-    let mut workers: HashMap<String, pod_worker::WorkerHandle> = HashMap::new();
+    )));
+    helpers.0.extend(spawn_service_networking(&shared));
+    let mut workers = Workers::default();
     tokio::select! {
-        r = watch_pods(shared.clone(), &mut workers) => {
+        r = watch_pods(shared.clone(), &mut workers.0) => {
             if let Err(e) = &r { warn!(error = %format!("{e:#}"), "pod watch ended"); }
         }
         _ = shutdown => info!("agent shutting down (containers keep running)"),
     }
-    for (_, w) in workers.drain() {
-        w.task.abort();
-    }
-    heartbeat.abort();
-    server.abort();
-    for task in services {
-        task.abort();
-    }
     Ok(())
+}
+
+/// Tasks aborted on drop.
+#[derive(Default)]
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The pod workers by pod UID; aborted on drop (their containers keep running).
+#[derive(Default)]
+struct Workers(HashMap<String, pod_worker::WorkerHandle>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for w in self.0.values() {
+            w.task.abort();
+        }
+    }
 }
 
 /// The service proxy and the cluster DNS server, when configured, over one Service and

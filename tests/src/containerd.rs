@@ -137,6 +137,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
     /// Kill and delete every container in the namespaces used, then stop containerd.
     pub async fn stop(mut self) {
+        self.remove_containers().await;
+        self.terminate().await;
+    }
+
+    /// Kill and delete every container (and so its shim) in the namespaces used.
+    async fn remove_containers(&self) {
         let namespaces = self.namespaces.lock().unwrap().clone();
         for ns in namespaces {
             let Ok(cd) = Containerd::connect(&self.socket(), &ns).await else {
@@ -151,6 +157,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                 }
             }
         }
+    }
+
+    async fn terminate(&mut self) {
         // SAFETY: kill(2) on our own unreaped child.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
@@ -170,6 +179,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 impl Drop for ContainerdProc {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            // Not stopped (a test failed): containers and shims would outlive containerd.
+            crate::block_on_side(self.remove_containers());
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
@@ -267,7 +278,7 @@ impl AgentRun {
     }
 
     /// Complete the agent's shutdown future and wait for it to return (its containers keep
-    /// running).
+    /// running). Dropping an `AgentRun` instead aborts the agent.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -277,6 +288,13 @@ impl AgentRun {
             .expect("agent stops within 10 s")
             .expect("agent task did not panic")
             .expect("agent returned Ok");
+    }
+}
+
+impl Drop for AgentRun {
+    fn drop(&mut self) {
+        // After `stop` the task has finished and this does nothing.
+        self.task.abort();
     }
 }
 

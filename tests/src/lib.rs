@@ -41,6 +41,32 @@ where
     }
 }
 
+/// Run `fut` to completion on a fresh single-thread runtime in a scoped thread: async clean-up
+/// from `Drop`, which may run on a runtime thread (where `block_on` is not allowed) while a
+/// test panics. A panic in `fut` is reported and gives `None` (panicking again in a `Drop` that
+/// runs during unwinding would abort the process).
+pub fn block_on_side<F>(fut: F) -> Option<F::Output>
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        let joined = s
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("building a clean-up runtime")
+                    .block_on(fut)
+            })
+            .join();
+        if joined.is_err() {
+            eprintln!("clean-up panicked (see above); continuing");
+        }
+        joined.ok()
+    })
+}
+
 /// A child process that is killed (by its PID) and reaped when dropped.
 pub struct OwnedChild {
     pub name: &'static str,
