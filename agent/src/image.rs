@@ -6,6 +6,10 @@
 //! chain ID) exactly as containerd's own client unpacks. Everything runs under a containerd
 //! lease so the garbage collector cannot remove half-imported content; the finished image is
 //! kept alive by `containerd.io/gc.ref.*` labels from the image record down to the snapshots.
+//!
+//! Registry pulls ([`crate::registry`]) end in the same steps: [`Containerd::store_manifest`]
+//! writes a manifest and its blobs from a [`BlobSource`] (the tarball or the registry), and
+//! [`Containerd::commit_image`] creates the record and unpacks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -32,8 +36,8 @@ pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 use containerd_client::tonic;
 
@@ -51,10 +55,58 @@ pub struct ResolvedImage {
 /// Why an image is not usable, with the Kubernetes waiting reason it maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("image {0} is not present on the node and pulling is not implemented yet")]
+    #[error("image {0} is not present on the node")]
     NotPresent(String),
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
+}
+
+/// Where the blobs of an image come from while it is stored: an OCI layout tarball or a
+/// registry.
+pub(crate) trait BlobSource {
+    /// The bytes of blob `digest` (only called for blobs the content store lacks).
+    async fn fetch(&mut self, digest: &str) -> anyhow::Result<Vec<u8>>;
+}
+
+/// The blobs of an OCI layout tarball, read into memory.
+struct LayoutBlobs<'a>(&'a BTreeMap<String, Vec<u8>>);
+
+impl BlobSource for LayoutBlobs<'_> {
+    async fn fetch(&mut self, digest: &str) -> anyhow::Result<Vec<u8>> {
+        self.0
+            .get(digest)
+            .cloned()
+            .ok_or_else(|| anyhow!("blob {digest} missing from the tarball"))
+    }
+}
+
+/// The index and the blobs (by digest) of an OCI image layout tarball, read into memory.
+pub fn read_layout_tar(tar_path: &Path) -> anyhow::Result<(ImageIndex, BTreeMap<String, Vec<u8>>)> {
+    let file =
+        std::fs::File::open(tar_path).with_context(|| format!("opening {}", tar_path.display()))?;
+    let mut archive = tar::Archive::new(file);
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut index_json = None;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data)?;
+        if path == "index.json" {
+            index_json = Some(data);
+        } else if let Some(hex) = path.strip_prefix("blobs/sha256/") {
+            blobs.insert(format!("sha256:{hex}"), data);
+        }
+    }
+    let index: ImageIndex = serde_json::from_slice(
+        &index_json.ok_or_else(|| anyhow!("{} has no index.json", tar_path.display()))?,
+    )
+    .context("parsing index.json")?;
+    Ok((index, blobs))
 }
 
 /// `busybox` → `docker.io/library/busybox:latest`, as containerd names images.
@@ -145,7 +197,7 @@ impl Containerd {
     }
 
     /// Write a blob into the content store (no-op when present), with GC labels.
-    async fn write_blob(
+    pub(crate) async fn write_blob(
         &self,
         lease: &str,
         data: Vec<u8>,
@@ -224,7 +276,7 @@ impl Containerd {
     }
 
     /// A lease that protects content written during an import; removed by [`Self::end_lease`].
-    async fn start_lease(&self) -> anyhow::Result<String> {
+    pub(crate) async fn start_lease(&self) -> anyhow::Result<String> {
         let id = format!(
             "skiff-import-{}",
             chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
@@ -244,7 +296,7 @@ impl Containerd {
         Ok(id)
     }
 
-    async fn end_lease(&self, id: &str) {
+    pub(crate) async fn end_lease(&self, id: &str) {
         let _ = self
             .client
             .leases()
@@ -264,34 +316,10 @@ impl Containerd {
         tar_path: &Path,
         name_override: Option<&str>,
     ) -> anyhow::Result<Vec<String>> {
-        let file = std::fs::File::open(tar_path)
-            .with_context(|| format!("opening {}", tar_path.display()))?;
-        let mut archive = tar::Archive::new(file);
-        let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        let mut index_json = None;
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            let path = entry
-                .path()?
-                .to_string_lossy()
-                .trim_start_matches("./")
-                .to_string();
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data)?;
-            if path == "index.json" {
-                index_json = Some(data);
-            } else if let Some(hex) = path.strip_prefix("blobs/sha256/") {
-                blobs.insert(format!("sha256:{hex}"), data);
-            }
-        }
-        let index: ImageIndex = serde_json::from_slice(
-            &index_json.ok_or_else(|| anyhow!("{} has no index.json", tar_path.display()))?,
-        )
-        .context("parsing index.json")?;
-
+        let (index, blobs) = read_layout_tar(tar_path)?;
         let lease = self.start_lease().await?;
         let result = self
-            .import_index(&lease, &index, &mut blobs, name_override)
+            .import_index(&lease, &index, &blobs, name_override)
             .await;
         self.end_lease(&lease).await;
         result
@@ -301,7 +329,7 @@ impl Containerd {
         &self,
         lease: &str,
         index: &ImageIndex,
-        blobs: &mut BTreeMap<String, Vec<u8>>,
+        blobs: &BTreeMap<String, Vec<u8>>,
         name_override: Option<&str>,
     ) -> anyhow::Result<Vec<String>> {
         let mut names = Vec::new();
@@ -323,55 +351,98 @@ impl Containerd {
                 .get(&manifest_digest)
                 .cloned()
                 .ok_or_else(|| anyhow!("blob {manifest_digest} missing from the tarball"))?;
-            let manifest: ImageManifest =
-                serde_json::from_slice(&manifest_bytes).context("parsing the image manifest")?;
-            // Children first, so every label points at content that exists.
-            let config_digest = manifest.config().digest().to_string();
-            let config_bytes = blobs
-                .get(&config_digest)
-                .cloned()
-                .ok_or_else(|| anyhow!("config {config_digest} missing from the tarball"))?;
-            for layer in manifest.layers() {
-                let d = layer.digest().to_string();
-                let data = blobs
-                    .get(&d)
-                    .cloned()
-                    .ok_or_else(|| anyhow!("layer {d} missing from the tarball"))?;
-                self.write_blob(lease, data, HashMap::new()).await?;
-            }
-            self.write_blob(lease, config_bytes, HashMap::new()).await?;
-            let mut labels = HashMap::from([(
-                "containerd.io/gc.ref.content.config".to_string(),
-                config_digest.clone(),
-            )]);
-            for (i, layer) in manifest.layers().iter().enumerate() {
-                labels.insert(
-                    format!("containerd.io/gc.ref.content.l.{i}"),
-                    layer.digest().to_string(),
-                );
-            }
-            let written = self
-                .write_blob(lease, manifest_bytes.clone(), labels)
+            let size = manifest_bytes.len() as i64;
+            let manifest = self
+                .store_manifest(
+                    lease,
+                    &mut LayoutBlobs(blobs),
+                    &manifest_digest,
+                    manifest_bytes,
+                )
                 .await?;
-            if written != manifest_digest {
-                bail!(
-                    "manifest digest mismatch: index says {manifest_digest}, content is {written}"
-                );
-            }
-            self.put_image_record(
-                &name,
-                Descriptor {
-                    media_type: desc.media_type().to_string(),
-                    digest: manifest_digest.clone(),
-                    size: manifest_bytes.len() as i64,
-                    annotations: HashMap::new(),
-                },
-            )
-            .await?;
-            self.unpack(lease, &manifest).await?;
+            let target = Descriptor {
+                media_type: desc.media_type().to_string(),
+                digest: manifest_digest,
+                size,
+                annotations: HashMap::new(),
+            };
+            self.commit_image(lease, &name, target, &manifest).await?;
             names.push(name);
         }
         Ok(names)
+    }
+
+    /// Write a manifest and the blobs it names into the content store, children first so
+    /// every GC label points at content that exists; blobs already present are not fetched.
+    pub(crate) async fn store_manifest(
+        &self,
+        lease: &str,
+        source: &mut impl BlobSource,
+        manifest_digest: &str,
+        manifest_bytes: Vec<u8>,
+    ) -> anyhow::Result<ImageManifest> {
+        let manifest: ImageManifest =
+            serde_json::from_slice(&manifest_bytes).context("parsing the image manifest")?;
+        let config_digest = manifest.config().digest().to_string();
+        let children = manifest
+            .layers()
+            .iter()
+            .map(|l| l.digest().to_string())
+            .chain([config_digest.clone()]);
+        for digest in children {
+            if !self.blob_exists(&digest).await? {
+                let data = source.fetch(&digest).await?;
+                self.write_blob(lease, data, HashMap::new()).await?;
+            }
+        }
+        let mut labels = HashMap::from([(
+            "containerd.io/gc.ref.content.config".to_string(),
+            config_digest,
+        )]);
+        for (i, layer) in manifest.layers().iter().enumerate() {
+            labels.insert(
+                format!("containerd.io/gc.ref.content.l.{i}"),
+                layer.digest().to_string(),
+            );
+        }
+        let written = self.write_blob(lease, manifest_bytes, labels).await?;
+        if written != manifest_digest {
+            bail!("manifest digest mismatch: expected {manifest_digest}, content is {written}");
+        }
+        Ok(manifest)
+    }
+
+    /// Point the image record `name` at `target` (a manifest, or an index holding `manifest`)
+    /// and unpack `manifest`'s layers.
+    pub(crate) async fn commit_image(
+        &self,
+        lease: &str,
+        name: &str,
+        target: Descriptor,
+        manifest: &ImageManifest,
+    ) -> anyhow::Result<()> {
+        self.put_image_record(name, target).await?;
+        self.unpack(lease, manifest).await?;
+        Ok(())
+    }
+
+    /// The descriptor the image record `reference` points at, if there is one.
+    pub async fn image_target(&self, reference: &str) -> anyhow::Result<Option<Descriptor>> {
+        match self
+            .client
+            .images()
+            .get(request(
+                &self.namespace,
+                GetImageRequest {
+                    name: normalize_reference(reference),
+                },
+            ))
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().image.and_then(|i| i.target)),
+            Err(s) if s.code() == Code::NotFound => Ok(None),
+            Err(s) => Err(anyhow!(s).context("looking up the image")),
+        }
     }
 
     async fn put_image_record(&self, name: &str, target: Descriptor) -> anyhow::Result<()> {
@@ -538,24 +609,7 @@ impl Containerd {
     /// Look an image up by reference and make sure it is unpacked.
     pub async fn resolve_image(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
         let name = normalize_reference(reference);
-        let image = match self
-            .client
-            .images()
-            .get(request(
-                &self.namespace,
-                GetImageRequest { name: name.clone() },
-            ))
-            .await
-        {
-            Ok(r) => r.into_inner().image,
-            Err(s) if s.code() == Code::NotFound => None,
-            Err(s) => {
-                return Err(ImageError::Other(
-                    anyhow!(s).context("looking up the image"),
-                ))
-            }
-        };
-        let Some(target) = image.and_then(|i| i.target) else {
+        let Some(target) = self.image_target(&name).await? else {
             return Err(ImageError::NotPresent(name));
         };
         let manifest = self.platform_manifest(&target).await?;
@@ -585,16 +639,7 @@ impl Containerd {
         match target.media_type.as_str() {
             MEDIA_INDEX | DOCKER_LIST => {
                 let index: ImageIndex = serde_json::from_slice(&bytes)?;
-                let arch = oci_arch();
-                let chosen = index
-                    .manifests()
-                    .iter()
-                    .find(|m| {
-                        m.platform().as_ref().is_none_or(|p| {
-                            p.architecture().to_string() == arch && p.os().to_string() == "linux"
-                        })
-                    })
-                    .ok_or_else(|| anyhow!("no manifest for linux/{arch} in the image index"))?;
+                let chosen = choose_platform(&index)?;
                 let bytes = self.read_blob(chosen.digest().as_ref()).await?;
                 Ok(serde_json::from_slice(&bytes)?)
             }
@@ -602,6 +647,21 @@ impl Containerd {
             other => bail!("unsupported image media type {other}"),
         }
     }
+}
+
+/// The manifest of an index for this host (linux and [`oci_arch`]; entries without a platform
+/// match anything).
+pub fn choose_platform(index: &ImageIndex) -> anyhow::Result<&oci_spec::image::Descriptor> {
+    let arch = oci_arch();
+    index
+        .manifests()
+        .iter()
+        .find(|m| {
+            m.platform().as_ref().is_none_or(|p| {
+                p.architecture().to_string() == arch && p.os().to_string() == "linux"
+            })
+        })
+        .ok_or_else(|| anyhow!("no manifest for linux/{arch} in the image index"))
 }
 
 /// This host's architecture as OCI names it.

@@ -12,6 +12,7 @@ pub mod node;
 pub mod pod_worker;
 pub mod probe;
 pub mod proxy;
+pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod spec;
@@ -61,6 +62,8 @@ pub struct Config {
     pub cluster_dns: Option<std::net::IpAddr>,
     /// Cluster domain for pods' DNS search path (kubelet `--cluster-domain`).
     pub cluster_domain: String,
+    /// Registries (`HOST:PORT` as in image references) pulled from over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Config {
@@ -80,6 +83,7 @@ impl Config {
             dns: None,
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -92,6 +96,7 @@ pub struct Shared {
     pub host_ip: String,
     pub logs: server::LogState,
     pub network: network::Network,
+    pub registry: registry::Registry,
     api_port: AtomicU16,
 }
 
@@ -124,10 +129,12 @@ pub async fn run(
         bridge: config.cni_bridge.clone(),
         state_dir: config.root_dir.join("network"),
     });
+    let registry = registry::Registry::new(&config.insecure_registries);
     let shared = Arc::new(Shared {
         client,
         containerd,
         network,
+        registry,
         host_ip: node::host_ipv4(),
         config,
         logs: server::LogState::default(),

@@ -71,6 +71,10 @@ struct Args {
     /// The cluster domain.
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// Registry (HOST:PORT, as written in image references) to pull from over plain HTTP
+    /// instead of HTTPS; repeat the flag or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    insecure_registry: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -155,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
     }
     config.cluster_dns = args.cluster_dns.or(args.dns_listen.map(|a| a.ip()));
     config.cluster_domain = args.cluster_domain.clone();
+    config.insecure_registries = args.insecure_registry.clone();
     skiff_agent::run(client, config, shutdown_signal()).await
 }
 

@@ -281,7 +281,7 @@ impl Worker {
                 self.shared.logs.set_running(&cur.log_path, false);
                 let term = Terminated {
                     exit_code: code,
-                    reason: exit_reason(code).into(),
+                    reason: exit_reason(code, &cgroups_path(&uid, &cur.id)).into(),
                     started_at: cur.created_at,
                     finished_at: at,
                     container_id: cid,
@@ -429,7 +429,7 @@ impl Worker {
         Ok(match self.shared.containerd.task_state(&run.id).await? {
             TaskState::Exited { code, at } => Some(Terminated {
                 exit_code: code,
-                reason: exit_reason(code).into(),
+                reason: exit_reason(code, &cgroups_path(&run.pod_uid, &run.id)).into(),
                 started_at: run.created_at,
                 finished_at: at,
                 container_id: format!("containerd://{}", run.id),
@@ -531,17 +531,7 @@ impl Worker {
         attempt: u32,
     ) -> Result<(String, String), (&'static str, String)> {
         let shared = &self.shared;
-        let image_ref = c.image.clone().unwrap_or_default();
-        let image: ResolvedImage = match shared.containerd.resolve_image(&image_ref).await {
-            Ok(i) => i,
-            Err(ImageError::NotPresent(n)) => {
-                return Err((
-                    "ErrImagePull",
-                    format!("image {n} is not present on the node and pulling is not implemented"),
-                ))
-            }
-            Err(e) => return Err(("ErrImagePull", e.to_string())),
-        };
+        let image = self.ensure_image(pod, c).await?;
         let resolved = self
             .resolve_env_refs(pod, c)
             .await
@@ -576,7 +566,7 @@ impl Worker {
             } else {
                 pod_name.clone()
             },
-            cgroups_path: format!("/skiff/pod{uid}/{id}"),
+            cgroups_path: cgroups_path(&uid, &id),
             netns_path: self
                 .sandbox
                 .as_ref()
@@ -635,6 +625,106 @@ impl Worker {
         }
         info!(pod = %name(pod), container = %c.name, attempt, id = %id, "container started");
         Ok((id, image.id))
+    }
+
+    /// The image of container `c`, present or pulled as its imagePullPolicy says: `Never` uses
+    /// only what is on the node (`ErrImageNeverPull` otherwise, as the kubelet says), and
+    /// `IfNotPresent` pulls when absent. `Always` asks the registry on every container start and
+    /// pulls when the reference now names another digest than the node has (pulling identical
+    /// content again would only rewrite the same blobs). The apiserver defaults the policy as
+    /// Kubernetes does (`Always` for `:latest` and untagged images); an unset one counts as
+    /// `IfNotPresent`.
+    async fn ensure_image(
+        &self,
+        pod: &Pod,
+        c: &Container,
+    ) -> Result<ResolvedImage, (&'static str, String)> {
+        let shared = &self.shared;
+        let image_ref = c.image.clone().unwrap_or_default();
+        let policy = c
+            .image_pull_policy
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("IfNotPresent");
+        let present = match shared.containerd.resolve_image(&image_ref).await {
+            Ok(i) => Some(i),
+            Err(ImageError::NotPresent(_)) => None,
+            Err(e) => return Err(("ErrImagePull", e.to_string())),
+        };
+        let pulled = |e: anyhow::Error| {
+            (
+                "ErrImagePull",
+                format!("failed to pull image \"{image_ref}\": {e:#}"),
+            )
+        };
+        match (policy, present) {
+            ("Never", None) => {
+                return Err((
+                    "ErrImageNeverPull",
+                    format!(
+                        "Container image \"{image_ref}\" is not present with pull policy of Never"
+                    ),
+                ))
+            }
+            ("Never" | "IfNotPresent", Some(i)) => return Ok(i),
+            ("Always", Some(i)) => {
+                let auth = self.pull_auth(pod, &image_ref).await;
+                let remote = shared
+                    .registry
+                    .remote_digest(&image_ref, &auth)
+                    .await
+                    .map_err(pulled)?;
+                if remote == i.id {
+                    return Ok(i);
+                }
+                info!(pod = %name(pod), image = %image_ref, %remote, local = %i.id, "image changed at the registry, pulling");
+                shared
+                    .registry
+                    .pull(&shared.containerd, &image_ref, &auth)
+                    .await
+                    .map_err(pulled)?;
+            }
+            _ => {
+                let auth = self.pull_auth(pod, &image_ref).await;
+                info!(pod = %name(pod), image = %image_ref, "pulling image");
+                shared
+                    .registry
+                    .pull(&shared.containerd, &image_ref, &auth)
+                    .await
+                    .map_err(pulled)?;
+            }
+        }
+        shared
+            .containerd
+            .resolve_image(&image_ref)
+            .await
+            .map_err(|e| ("ErrImagePull", e.to_string()))
+    }
+
+    /// Registry credentials for `image` from the pod's imagePullSecrets. Like the kubelet, a
+    /// secret that cannot be read is logged and the pull goes on without it.
+    async fn pull_auth(&self, pod: &Pod, image: &str) -> oci_client::secrets::RegistryAuth {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let api = Api::<Secret>::namespaced(self.shared.client.clone(), ns);
+        let mut datas = Vec::new();
+        let refs = pod.spec.as_ref().and_then(|s| s.image_pull_secrets.clone());
+        for r in refs.into_iter().flatten() {
+            match api.get_opt(&r.name).await {
+                Ok(Some(secret)) => datas.push(
+                    secret
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                Ok(None) => warn!(pod = %name(pod), secret = %r.name, "imagePullSecret not found"),
+                Err(e) => {
+                    warn!(pod = %name(pod), secret = %r.name, error = %e, "reading imagePullSecret")
+                }
+            }
+        }
+        crate::registry::auth_for(&datas, &crate::registry::registry_of(image))
     }
 
     /// Write the files of the configMap and secret volumes this container mounts under the pod
@@ -951,9 +1041,19 @@ fn host_ports(pod: &Pod) -> Vec<PortMapping> {
         .collect()
 }
 
-fn exit_reason(code: i32) -> &'static str {
+/// The cgroup (relative to each hierarchy's root) a container of the pod runs in.
+pub fn cgroups_path(pod_uid: &str, id: &str) -> String {
+    format!("/skiff/pod{pod_uid}/{id}")
+}
+
+/// Why a container's task exited: `OOMKilled` when the kernel's OOM killer killed a process in
+/// its cgroup (the cgroup's own `oom_kill` count, which outlives the task until the container
+/// is removed), as containerd's CRI plugin reports after a TaskOOM event.
+fn exit_reason(code: i32, cgroup: &str) -> &'static str {
     if code == 0 {
         "Completed"
+    } else if crate::runtime::oom_kills(cgroup).unwrap_or(0) > 0 {
+        "OOMKilled"
     } else {
         "Error"
     }

@@ -37,6 +37,29 @@ pub const LABEL_ATTEMPT: &str = "io.skiff.container.attempt";
 pub const LABEL_LOG: &str = "io.skiff.container.log";
 pub const LABEL_IMAGE: &str = "io.skiff.container.image";
 
+/// How many processes the kernel's OOM killer killed in the cgroup at `cgroups_path` (as in
+/// the runtime spec's `linux.cgroupsPath`): cgroup v1's `memory.oom_control` or v2's
+/// `memory.events`. `None` when the cgroup is gone or the kernel does not count.
+pub fn oom_kills(cgroups_path: &str) -> Option<u64> {
+    let rel = cgroups_path.trim_start_matches('/');
+    let root = Path::new("/sys/fs/cgroup");
+    // A v1 memory hierarchy (also on hybrid hosts, where runc uses v1 for controllers).
+    let file = if root.join("memory").is_dir() {
+        root.join("memory").join(rel).join("memory.oom_control")
+    } else {
+        root.join(rel).join("memory.events")
+    };
+    parse_oom_kills(&std::fs::read_to_string(file).ok()?)
+}
+
+/// The `oom_kill N` line of `memory.oom_control` (v1) or `memory.events` (v2).
+fn parse_oom_kills(text: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == "oom_kill").then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
 /// A containerd connection bound to one namespace.
 pub struct Containerd {
     pub client: containerd_client::Client,
@@ -497,5 +520,20 @@ impl Containerd {
             Err(s) if s.code() == Code::NotFound => Ok(()),
             Err(s) => Err(anyhow!(s).context("removing the snapshot")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oom_kill_counts_are_read_from_v1_and_v2_files() {
+        let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
+        assert_eq!(parse_oom_kills(v1), Some(2));
+        let v2 = "low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(parse_oom_kills(v2), Some(1));
+        assert_eq!(parse_oom_kills("oom 3\n"), None);
+        assert_eq!(oom_kills("/skiff/no-such-pod/no-such-container"), None);
     }
 }

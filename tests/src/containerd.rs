@@ -13,8 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::which;
 
-/// The busybox test image (built from Debian's busybox-static).
-pub const IMAGE: &str = "skiff.test/busybox:latest";
+/// The busybox test image (built from Debian's busybox-static). Tagged, not `:latest`: a
+/// `:latest` image defaults to imagePullPolicy Always, which would ask a registry for it.
+pub const IMAGE: &str = "skiff.test/busybox:v1";
 /// The containerd namespace [`ContainerdProc::client`] and [`AgentRun::start`] use.
 pub const NS: &str = "skiff-test";
 

@@ -1,0 +1,614 @@
+//! The agent's image pulls, pull policies, OOM reporting and `kubectl logs`, against a real
+//! containerd, a real apiserver + etcd and Debian's `docker-registry` on 127.0.0.1 (each started
+//! here in its own temp dir and stopped by PID). Requires root (containerd, runc, overlayfs).
+//!
+//! Images are the busybox OCI layout the harness builds, pushed to the registry with
+//! `oci-client` (re-exported by the agent) exactly as they are in the layout, so the digests the
+//! agent reports can be compared with what was pushed.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
+use kube::api::{Api, PostParams};
+use serde_json::{json, Value};
+use skiff_agent::registry::oci_client::secrets::RegistryAuth;
+use skiff_agent::registry::oci_client::Reference;
+use skiff_agent::registry::Registry;
+use skiff_testkit::containerd::{running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE};
+use skiff_testkit::{free_port, wait_for, TestCluster};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Debian's `docker-registry` serving plain HTTP on 127.0.0.1 from a temp dir; killed by PID
+/// and reaped on drop.
+struct DockerRegistry {
+    child: Child,
+    dir: TempDir,
+    port: u16,
+}
+
+impl DockerRegistry {
+    async fn start() -> DockerRegistry {
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-registry-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let config = format!(
+            "version: 0.1\n\
+             log:\n  level: info\n\
+             storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            root = dir.path().join("storage").display(),
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry (Debian package docker-registry)");
+        let mut registry = DockerRegistry { child, dir, port };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = registry.child.try_wait() {
+                panic!("docker-registry exited ({status}): {}", registry.log());
+            }
+            let answered = skiff_testkit::containerd::http_get_at("127.0.0.1", port, "/v2/").await;
+            if matches!(answered, Some((200, _))) {
+                return registry;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "docker-registry did not answer /v2/: {}",
+                registry.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Push the busybox image to `reference` as it is in the layout (so the manifest digest is the
+/// layout's), or with `label` added to its config (another image, another digest). Returns the
+/// manifest digest pushed.
+async fn push_busybox(layout: &Path, reference: &str, label: Option<&str>) -> String {
+    let (index, blobs) = skiff_agent::image::read_layout_tar(layout).unwrap();
+    let manifest_digest = index.manifests()[0].digest().to_string();
+    let mut manifest: Value = serde_json::from_slice(&blobs[&manifest_digest]).unwrap();
+    let mut config = blobs[manifest["config"]["digest"].as_str().unwrap()].clone();
+    if let Some(label) = label {
+        let mut c: Value = serde_json::from_slice(&config).unwrap();
+        c["config"]["Labels"] = json!({ "skiff.test/variant": label });
+        config = serde_json::to_vec(&c).unwrap();
+        manifest["config"]["digest"] = json!(skiff_agent::image::sha256_digest(&config));
+        manifest["config"]["size"] = json!(config.len());
+    }
+    let manifest_bytes = if label.is_some() {
+        serde_json::to_vec(&manifest).unwrap()
+    } else {
+        blobs[&manifest_digest].clone()
+    };
+    let target: Reference = reference.parse().unwrap();
+    // The agent's registry client, speaking plain HTTP to the test registry.
+    let registry = Registry::new(&[target.registry().to_string()]);
+    let client = registry.client();
+    client
+        .store_auth_if_needed(target.resolve_registry(), &RegistryAuth::Anonymous)
+        .await;
+    for layer in manifest["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        client
+            .push_blob(&target, blobs[digest].clone(), digest)
+            .await
+            .unwrap();
+    }
+    client
+        .push_blob(
+            &target,
+            config.clone(),
+            &skiff_agent::image::sha256_digest(&config),
+        )
+        .await
+        .unwrap();
+    client
+        .push_manifest_raw(
+            &target,
+            manifest_bytes.clone(),
+            http::HeaderValue::from_static(skiff_agent::image::MEDIA_MANIFEST),
+        )
+        .await
+        .unwrap();
+    skiff_agent::image::sha256_digest(&manifest_bytes)
+}
+
+/// A cluster, a containerd (without any image), optionally a registry, and an agent that may
+/// pull from the registry over plain HTTP.
+struct Env {
+    cluster: TestCluster,
+    containerd: ContainerdProc,
+    registry: Option<DockerRegistry>,
+    agent: Option<AgentRun>,
+    node: String,
+    root: TempDir,
+    net: TestNet,
+    /// The busybox OCI layout tarball.
+    layout: std::path::PathBuf,
+}
+
+impl Env {
+    /// `net_index` (unique per test in this file) picks the test's bridge and subnet.
+    async fn start(node: &str, net_index: u8, with_registry: bool) -> Env {
+        let net = TestNet::new(net_index);
+        let cluster = TestCluster::start().await.unwrap();
+        let containerd = ContainerdProc::start().await;
+        let registry = if with_registry {
+            Some(DockerRegistry::start().await)
+        } else {
+            None
+        };
+        let root = tempfile::Builder::new()
+            .prefix("skiff-agent-")
+            .tempdir()
+            .unwrap();
+        let layout = root.path().join("busybox.tar");
+        skiff_agent::image::build_busybox_layout(Path::new("/bin/busybox"), &layout, IMAGE)
+            .unwrap();
+        let mut config = AgentRun::config(
+            node,
+            &containerd,
+            skiff_testkit::containerd::NS,
+            root.path(),
+            &net,
+        );
+        // On every address, so the apiserver's pods/log proxy reaches it at the node's
+        // InternalIP (port 0: any free one, advertised in the Node status).
+        config.bind_address = std::net::Ipv4Addr::UNSPECIFIED.into();
+        config.insecure_registries = registry.iter().map(DockerRegistry::host).collect();
+        let agent = AgentRun::spawn(cluster.client(), config);
+        let env = Env {
+            cluster,
+            containerd,
+            registry,
+            agent: Some(agent),
+            node: node.to_string(),
+            root,
+            net,
+            layout,
+        };
+        let nodes = Api::<Node>::all(env.cluster.client());
+        wait_for("node Ready", Duration::from_secs(30), || {
+            let nodes = nodes.clone();
+            let name = env.node.clone();
+            async move {
+                let n = nodes.get_opt(&name).await.ok()??;
+                n.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+        env
+    }
+
+    fn registry_host(&self) -> String {
+        self.registry
+            .as_ref()
+            .expect("started with a registry")
+            .host()
+    }
+
+    /// Import the busybox layout into the agent's containerd namespace under `name`.
+    async fn import(&self, name: &str) {
+        self.containerd
+            .import_busybox(skiff_testkit::containerd::NS, self.root.path(), &[name])
+            .await;
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.cluster.client(), "default")
+    }
+
+    async fn create_pod(&self, name: &str, spec: Value) -> Pod {
+        let mut spec = spec;
+        spec["nodeName"] = json!(self.node);
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.pods()
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap()
+    }
+
+    /// Wait until the pod's first container status satisfies `check`.
+    async fn wait_status<F>(&self, pod: &str, what: &str, timeout: Duration, check: F) -> Pod
+    where
+        F: Fn(&ContainerStatus) -> bool,
+    {
+        let pods = self.pods();
+        let check = &check;
+        wait_for(&format!("pod {pod}: {what}"), timeout, || {
+            let pods = pods.clone();
+            async move {
+                let p = pods.get_opt(pod).await.ok()??;
+                let ok = p
+                    .status
+                    .as_ref()?
+                    .container_statuses
+                    .as_ref()?
+                    .first()
+                    .is_some_and(check);
+                ok.then_some(p)
+            }
+        })
+        .await
+    }
+
+    async fn stop(mut self) {
+        if let Some(a) = self.agent.take() {
+            a.stop().await;
+        }
+        self.containerd.stop().await;
+        self.net.cleanup(self.root.path()).await;
+        self.cluster.stop().await;
+        drop(self.registry.take());
+        drop(self.root);
+    }
+}
+
+fn first(p: &Pod) -> &ContainerStatus {
+    &p.status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+}
+
+fn waiting_reason(c: &ContainerStatus) -> Option<&str> {
+    c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
+}
+
+fn terminated(
+    c: &ContainerStatus,
+) -> Option<&k8s_openapi::api::core::v1::ContainerStateTerminated> {
+    c.state.as_ref()?.terminated.as_ref()
+}
+
+fn finished_ok(c: &ContainerStatus) -> bool {
+    terminated(c).is_some_and(|t| t.exit_code == 0)
+}
+
+/// A pod whose container prints `text` and exits, with the given image and pull policy.
+fn echo_spec(image: &str, policy: Option<&str>, text: &str) -> Value {
+    let mut c =
+        json!({"name": "c", "image": image, "command": ["sh", "-c", format!("echo {text}")]});
+    if let Some(p) = policy {
+        c["imagePullPolicy"] = json!(p);
+    }
+    json!({"restartPolicy": "Never", "containers": [c]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_image_is_pulled_from_the_registry_and_a_missing_tag_is_err_image_pull() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd");
+        return;
+    }
+    let env = Env::start("registry-node-a", 1, true).await;
+    let host = env.registry_host();
+    let image = format!("{host}/busybox:v1");
+    let pushed = push_busybox(&env.layout, &image, None).await;
+    let cd = env.containerd.client().await;
+    assert!(cd.image_target(&image).await.unwrap().is_none());
+
+    // Defaulted to IfNotPresent (a tag other than latest): pulled because it is absent.
+    env.create_pod("pulled", echo_spec(&image, None, "pulled-ok"))
+        .await;
+    let pod = env
+        .wait_status("pulled", "exited 0", Duration::from_secs(90), finished_ok)
+        .await;
+    assert_eq!(first(&pod).image_id, pushed);
+    let target = cd
+        .image_target(&image)
+        .await
+        .unwrap()
+        .expect("the pull created the image record");
+    assert_eq!(target.digest, pushed);
+    // The container ran from the unpacked layers: its output is the command's.
+    let resolved = cd.resolve_image(&image).await.unwrap();
+    assert_eq!(resolved.id, pushed);
+
+    // A tag the registry does not have: ErrImagePull with the registry's own error, then
+    // ImagePullBackOff while the agent waits to retry.
+    let missing = format!("{host}/busybox:no-such-tag");
+    env.create_pod("missing", echo_spec(&missing, None, "never"))
+        .await;
+    let pod = env
+        .wait_status("missing", "ErrImagePull", Duration::from_secs(60), |c| {
+            waiting_reason(c) == Some("ErrImagePull")
+        })
+        .await;
+    let message = first(&pod)
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .as_ref()
+        .unwrap()
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        message.contains("MANIFEST_UNKNOWN") && message.contains(&missing),
+        "{message}"
+    );
+    let pod = env
+        .wait_status(
+            "missing",
+            "ImagePullBackOff",
+            Duration::from_secs(30),
+            |c| waiting_reason(c) == Some("ImagePullBackOff"),
+        )
+        .await;
+    assert_eq!(
+        pod.status.as_ref().unwrap().phase.as_deref(),
+        Some("Pending")
+    );
+    assert!(cd.image_target(&missing).await.unwrap().is_none());
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_policies_always_if_not_present_and_never() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd");
+        return;
+    }
+    let env = Env::start("registry-node-b", 2, true).await;
+    let host = env.registry_host();
+    let image = format!("{host}/busybox:moving");
+    let first_digest = push_busybox(&env.layout, &image, None).await;
+    let cd = env.containerd.client().await;
+
+    env.create_pod("always-1", echo_spec(&image, Some("Always"), "one"))
+        .await;
+    let pod = env
+        .wait_status("always-1", "exited 0", Duration::from_secs(90), finished_ok)
+        .await;
+    assert_eq!(first(&pod).image_id, first_digest);
+
+    // The tag moves to another image at the registry.
+    let second_digest = push_busybox(&env.layout, &image, Some("two")).await;
+    assert_ne!(first_digest, second_digest);
+
+    // IfNotPresent: the node has the tag, so the registry is not asked.
+    env.create_pod(
+        "if-not-present",
+        echo_spec(&image, Some("IfNotPresent"), "two"),
+    )
+    .await;
+    let pod = env
+        .wait_status(
+            "if-not-present",
+            "exited 0",
+            Duration::from_secs(60),
+            finished_ok,
+        )
+        .await;
+    assert_eq!(first(&pod).image_id, first_digest);
+    assert_eq!(
+        cd.image_target(&image).await.unwrap().unwrap().digest,
+        first_digest
+    );
+
+    // Always: the registry is asked on start and the moved tag is pulled.
+    env.create_pod("always-2", echo_spec(&image, Some("Always"), "three"))
+        .await;
+    let pod = env
+        .wait_status("always-2", "exited 0", Duration::from_secs(90), finished_ok)
+        .await;
+    assert_eq!(first(&pod).image_id, second_digest);
+    assert_eq!(
+        cd.image_target(&image).await.unwrap().unwrap().digest,
+        second_digest
+    );
+
+    // Never: an image on the node runs; an absent one is ErrImageNeverPull, never pulled even
+    // though the registry has it.
+    env.create_pod("never-present", echo_spec(&image, Some("Never"), "four"))
+        .await;
+    env.wait_status(
+        "never-present",
+        "exited 0",
+        Duration::from_secs(60),
+        finished_ok,
+    )
+    .await;
+    let absent = format!("{host}/busybox:absent");
+    push_busybox(&env.layout, &absent, None).await;
+    env.create_pod("never-absent", echo_spec(&absent, Some("Never"), "five"))
+        .await;
+    let pod = env
+        .wait_status(
+            "never-absent",
+            "ErrImageNeverPull",
+            Duration::from_secs(60),
+            |c| waiting_reason(c) == Some("ErrImageNeverPull"),
+        )
+        .await;
+    let message = first(&pod)
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .as_ref()
+        .unwrap()
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        format!("Container image \"{absent}\" is not present with pull policy of Never")
+    );
+    assert!(cd.image_target(&absent).await.unwrap().is_none());
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_hog_is_reported_oom_killed() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd");
+        return;
+    }
+    let env = Env::start("registry-node-c", 3, false).await;
+    env.import(IMAGE).await;
+    // The shell doubles a string until the 16Mi cgroup limit is hit; the kernel's OOM killer
+    // then kills it (nothing else in the container could free memory).
+    env.create_pod(
+        "hog",
+        json!({
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "c", "image": IMAGE,
+                "command": ["sh", "-c", "x=0123456789abcdef; while true; do x=$x$x; done"],
+                "resources": {"limits": {"memory": "16Mi"}},
+            }],
+        }),
+    )
+    .await;
+    let pod = env
+        .wait_status("hog", "terminated", Duration::from_secs(90), |c| {
+            terminated(c).is_some()
+        })
+        .await;
+    let t = terminated(first(&pod)).unwrap();
+    assert_eq!(t.reason.as_deref(), Some("OOMKilled"), "{t:?}");
+    assert_eq!(t.exit_code, 137);
+    assert_eq!(
+        pod.status.as_ref().unwrap().phase.as_deref(),
+        Some("Failed")
+    );
+    env.stop().await;
+}
+
+/// Run kubectl to completion against the cluster; its stdout (asserting it succeeded).
+async fn kubectl(cluster: &TestCluster, args: &[&str]) -> String {
+    let out = cluster.kubectl(Path::new("/usr/bin/kubectl"), args).await;
+    assert!(out.success, "kubectl {args:?}: {}", out.stderr);
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_tail_and_follow_through_the_apiserver() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd");
+        return;
+    }
+    if !Path::new("/usr/bin/kubectl").exists() {
+        eprintln!("skipped: needs /usr/bin/kubectl");
+        return;
+    }
+    let env = Env::start("registry-node-d", 4, false).await;
+    env.import(IMAGE).await;
+    env.create_pod(
+        "echo",
+        json!({
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": IMAGE,
+                "command": ["sh", "-c", "echo first; echo second; echo third"]}],
+        }),
+    )
+    .await;
+    env.wait_status("echo", "exited 0", Duration::from_secs(60), finished_ok)
+        .await;
+    assert_eq!(
+        kubectl(&env.cluster, &["logs", "echo"]).await,
+        "first\nsecond\nthird\n"
+    );
+    assert_eq!(
+        kubectl(&env.cluster, &["logs", "echo", "--tail=1"]).await,
+        "third\n"
+    );
+    assert_eq!(
+        kubectl(&env.cluster, &["logs", "pod/echo", "-c", "c", "--tail=2"]).await,
+        "second\nthird\n"
+    );
+
+    // A line every 0.2 s: `logs -f` shows lines written after it started, in order.
+    env.create_pod(
+        "ticker",
+        json!({
+            "containers": [{"name": "c", "image": IMAGE,
+                "command": ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]}],
+        }),
+    )
+    .await;
+    env.wait_status("ticker", "running", Duration::from_secs(60), |c| {
+        c.state.as_ref().is_some_and(|s| s.running.is_some())
+    })
+    .await;
+    let written_before = kubectl(&env.cluster, &["logs", "ticker"])
+        .await
+        .lines()
+        .count();
+    let mut child = tokio::process::Command::new("/usr/bin/kubectl")
+        .args(["logs", "-f", "ticker"])
+        .env("KUBECONFIG", env.cluster.kubeconfig_path())
+        .env("HOME", env.cluster.dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Follow until a line that was not written yet when kubectl started.
+    let mut seen: Vec<u32> = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let n = line
+                .strip_prefix("tick ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+            seen.push(n);
+            if n as usize >= written_before + 3 {
+                return;
+            }
+        }
+    })
+    .await;
+    child.kill().await.unwrap();
+    assert!(read.is_ok(), "kubectl logs -f stalled after {seen:?}");
+    // From the first line on, every line once and in order.
+    let expected: Vec<u32> = (0..seen.len() as u32).collect();
+    assert_eq!(seen, expected);
+    env.stop().await;
+}
