@@ -20,9 +20,17 @@ fn typed<T: DeserializeOwned + Serialize>(
     obj: Value,
     default: impl FnOnce(&mut T),
 ) -> ApiResult<Value> {
-    let mut typed: T = serde_json::from_value(obj).map_err(|e| {
+    // The path to the offending field goes into the message, as the Go decoder's does.
+    let mut typed: T = serde_path_to_error::deserialize(obj).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let detail = if field == "." {
+            inner.to_string()
+        } else {
+            format!("{field}: {inner}")
+        };
         ApiError::bad_request(format!(
-            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            "{} in version \"{}\" cannot be handled as a {}: {detail}",
             info.kind, info.version, info.kind
         ))
     })?;
@@ -214,5 +222,24 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code, 400);
+    }
+
+    #[test]
+    fn a_wrong_type_is_reported_with_the_path_to_its_field() {
+        let deployments = find("apps", "v1", "deployments").unwrap();
+        let err = decode_and_default(
+            deployments,
+            json!({"metadata": {"name": "x"}, "spec": {"selector": {}, "template": {"spec": {
+                "containers": [{"name": "c", "args": [{"greeting": "hi"}]}]}}}}),
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(
+            err.message
+                .contains("cannot be handled as a Deployment: spec.template.spec.containers[0].args[0]: invalid type: map"),
+            "{}",
+            err.message
+        );
     }
 }
