@@ -1,12 +1,14 @@
 //! Small pieces shared by skiff components: label and field selectors, resource quantities and
 //! strategic merge patch, all with Kubernetes semantics.
 
+pub mod duration;
 pub mod fields;
 pub mod labels;
 pub mod quantity;
 pub mod strategic_merge;
 mod validation;
 
+pub use duration::parse_duration;
 pub use fields::{FieldOp, FieldRequirement, FieldSelector, FieldSelectorError};
 pub use labels::{LabelSelector, Operator, Requirement, SelectorError};
 pub use quantity::{Quantity, QuantityError};

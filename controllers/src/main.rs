@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use skiff_common::parse_duration;
 use skiff_controllers::{Config, Metrics, ALL_CONTROLLERS};
 
 /// Runs skiff's controllers: replicaset, deployment, endpoints, endpointslice,
@@ -54,27 +55,6 @@ struct Args {
     /// Port of the /healthz and /metrics server (0 disables it)
     #[arg(long, default_value_t = 10257)]
     port: u16,
-}
-
-/// "40s", "2m", "500ms" or a plain number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {s:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    Ok(Duration::from_secs_f64(secs))
 }
 
 async fn client(args: &Args) -> anyhow::Result<kube::Client> {

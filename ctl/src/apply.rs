@@ -192,6 +192,9 @@ pub struct DeleteArgs {
     /// Delete every object of the type in the namespace.
     #[arg(long)]
     pub all: bool,
+    /// With -l or --all: in every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
     /// Seconds the objects get to terminate (-1: their own default; 0: immediately).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub grace_period: i64,
@@ -201,6 +204,9 @@ pub struct DeleteArgs {
     /// Wait until the objects are gone.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub wait: bool,
+    /// How long --wait waits (e.g. 60s; 0: as long as it takes).
+    #[arg(long, default_value = "0", value_parser = skiff_common::parse_duration)]
+    pub timeout: std::time::Duration,
     /// Treat missing objects as deleted.
     #[arg(long)]
     pub ignore_not_found: bool,
@@ -242,6 +248,11 @@ pub async fn delete(ctx: &Ctx, io: &mut Io<'_>, args: &DeleteArgs) -> Result<()>
             let res = disc.resolve(&ty)?;
             let ns = res.namespaced.then(|| ctx.namespace.clone());
             match name {
+                Some(_) if args.all_namespaces => {
+                    return Err(CtlError::usage(
+                        "a resource cannot be retrieved by name across all namespaces; drop -A or the name",
+                    ))
+                }
                 Some(n) => victims.push((res.clone(), ns, n, None)),
                 None => {
                     if args.selector.is_none() && !args.all {
@@ -250,16 +261,18 @@ pub async fn delete(ctx: &Ctx, io: &mut Io<'_>, args: &DeleteArgs) -> Result<()>
                         ));
                     }
                     let sel = args.selector.clone().unwrap_or_default();
+                    let scope = if args.all_namespaces { None } else { ns.as_deref() };
                     let list = ctx
                         .get(&format!(
                             "{}{}",
-                            res.collection(ns.as_deref()),
+                            res.collection(scope),
                             query(&[("labelSelector", sel)])
                         ))
                         .await?;
                     for item in list["items"].as_array().into_iter().flatten() {
                         let n = item["metadata"]["name"].as_str().unwrap_or_default();
-                        victims.push((res.clone(), ns.clone(), n.to_string(), None));
+                        let item_ns = item["metadata"]["namespace"].as_str().map(String::from);
+                        victims.push((res.clone(), item_ns.or(ns.clone()), n.to_string(), None));
                     }
                 }
             }
@@ -299,17 +312,33 @@ pub async fn delete(ctx: &Ctx, io: &mut Io<'_>, args: &DeleteArgs) -> Result<()>
         }
     }
     if args.wait && args.cascade != "orphan" {
-        for (res, ns, name) in &deleted {
-            io.progress(&format!(
-                "waiting for {}/{name} to be deleted...",
-                res.kind_group()
-            ));
-            crate::watch::wait_for_object(ctx, res, ns.as_deref(), name, |obj| {
-                obj.is_none().then_some(())
-            })
-            .await?;
-        }
+        let wait_all = async {
+            for (res, ns, name) in &deleted {
+                io.progress(&format!(
+                    "waiting for {}/{name} to be deleted...",
+                    res.kind_group()
+                ));
+                crate::watch::wait_for_object(ctx, res, ns.as_deref(), name, |obj| {
+                    obj.is_none().then_some(())
+                })
+                .await?;
+            }
+            Ok::<(), CtlError>(())
+        };
+        let waited = if args.timeout.is_zero() {
+            wait_all.await
+        } else {
+            tokio::time::timeout(args.timeout, wait_all)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(CtlError::usage(format!(
+                        "timed out after {:?} waiting for the objects to be deleted; they are still terminating (see: skiffctl get pods)",
+                        args.timeout
+                    )))
+                })
+        };
         io.progress_done();
+        waited?;
     }
     if failed > 0 {
         return Err(CtlError::usage(format!(

@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod ops;
 pub mod printer;
 pub mod rollout;
+pub mod set;
 pub mod watch;
 
 use client::{ConnectionFlags, Ctx};
@@ -60,6 +61,8 @@ pub enum Command {
     Scale(ops::ScaleArgs),
     /// Manage the rollout of deployments.
     Rollout(rollout::RolloutArgs),
+    /// Change fields of objects (`set image`).
+    Set(set::SetArgs),
     /// Print the logs of a container.
     Logs(ops::LogsArgs),
     /// Add, change or remove labels (`key=value`, `key-`).
@@ -179,6 +182,7 @@ async fn dispatch(cli: Cli, io: &mut Io<'_>) -> Result<()> {
         Command::Describe(a) => describe::describe(&ctx, io, &a).await,
         Command::Scale(a) => ops::scale(&ctx, io, &a).await,
         Command::Rollout(a) => rollout::rollout(&ctx, io, &a).await,
+        Command::Set(a) => set::set(&ctx, io, &a).await,
         Command::Logs(a) => ops::logs(&ctx, io, &a).await,
         Command::Label(a) => ops::label(&ctx, io, &a, "labels", "labeled").await,
         Command::Annotate(a) => ops::label(&ctx, io, &a, "annotations", "annotated").await,

@@ -24,9 +24,9 @@ pub enum RolloutCommand {
         /// Print the status once instead of waiting.
         #[arg(short = 'w', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
         watch: bool,
-        /// Give up after this many seconds (0: never).
-        #[arg(long, default_value_t = 0)]
-        timeout: u64,
+        /// Give up after this long (e.g. 90s, 5m; 0: never).
+        #[arg(long, default_value = "0", value_parser = skiff_common::parse_duration)]
+        timeout: std::time::Duration,
     },
     /// List the revisions.
     History { target: Vec<String> },
@@ -223,9 +223,8 @@ pub async fn rollout(ctx: &Ctx, io: &mut Io<'_>, args: &RolloutArgs) -> Result<(
                         }
                     }
                 });
-                let result = if *timeout > 0 {
-                    match tokio::time::timeout(std::time::Duration::from_secs(*timeout), wait).await
-                    {
+                let result = if !timeout.is_zero() {
+                    match tokio::time::timeout(*timeout, wait).await {
                         Ok(r) => r,
                         Err(_) => {
                             io.progress_done();
