@@ -4,13 +4,14 @@ SHELL := /bin/bash
 DATA_DIR ?= $(CURDIR)/.skiff
 CARGO ?= cargo
 
-# Debian packages skiff uses: etcd (store), protoc (etcd-client's build), containerd + runc
+# Debian packages skiff uses: etcd (store), protoc and its well-known .proto files (etcd-client's
+# build), containerd + runc
 # (agent), CNI plugins, busybox-static (test and demo image), iptables (service proxy), and an
 # OCI registry for pull tests.
-DEB_PACKAGES := etcd-server etcd-client protobuf-compiler containerd runc \
+DEB_PACKAGES := etcd-server etcd-client protobuf-compiler libprotobuf-dev containerd runc \
 	containernetworking-plugins busybox-static iptables docker-registry
 
-.PHONY: deps build release test lint bench up down status clean
+.PHONY: deps build release test lint bench up down root status clean
 
 ## Install the system packages (idempotent; needs root).
 deps:
@@ -30,8 +31,10 @@ build:
 release:
 	$(CARGO) build --workspace --release
 
-## Run every test: unit tests and end-to-end tests against a real etcd (started per test).
+## Run every test: unit tests and end-to-end tests against a real etcd and containerd (started
+## per test). The binaries are built first: the tour test runs `make up` with them.
 test: deps
+	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
 
 lint:
@@ -41,17 +44,24 @@ lint:
 bench: deps
 	$(CARGO) bench -p skiff-testkit --bench apiserver
 	$(CARGO) bench -p skiff-testkit --bench scheduler
+	$(CARGO) bench -p skiff-testkit --bench proxy
 
-## Start a local cluster under $(DATA_DIR) and apply the demo app.
-up: deps release
+## Start a local cluster under $(DATA_DIR) and run the demo app. With SKIFF_BIN=DIR, the
+## binaries in DIR are used instead of a release build.
+up: root deps $(if $(SKIFF_BIN),,release)
 	@scripts/up.sh "$(DATA_DIR)"
 
 ## Stop everything `make up` started.
-down:
+down: root
 	@scripts/down.sh "$(DATA_DIR)"
 
+root:
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "skiff: make $(MAKECMDGOALS) needs root: it installs packages, runs containerd and wires pod networks."; \
+		echo "       run it as root, e.g.: sudo make $(MAKECMDGOALS)"; exit 1; fi
+
 status:
-	@KUBECONFIG="$(DATA_DIR)/kubeconfig" kubectl get all -A
+	@KUBECONFIG="$(DATA_DIR)/kubeconfig" target/release/skiffctl get nodes,pods,services -A
 
 clean: down
 	rm -rf "$(DATA_DIR)"

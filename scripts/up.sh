@@ -1,52 +1,114 @@
 #!/usr/bin/env bash
-# Start a local skiff cluster under DATA_DIR: etcd and the apiserver as child processes with
-# their own data dir, a kubeconfig, and the demo app. Safe to run twice.
+# Start a local skiff cluster under DATA_DIR: etcd, containerd (its own config, root and socket,
+# so a system containerd is left alone), the apiserver, scheduler, controllers and one agent
+# (with the service proxy and cluster DNS), as child processes whose PIDs are recorded for
+# `make down`. Then load the demo image, apply manifests/demo.yaml and wait until the app
+# answers. Running it again starts only what is not running.
+#
+# Settings (environment): SKIFF_BIN (directory of the binaries, default target/release),
+# SKIFF_API_PORT (6443), SKIFF_ETCD_PORT (12379; the peer port is one above), SKIFF_AGENT_PORT
+# (10250), SKIFF_SCHEDULER_PORT (10259), SKIFF_CONTROLLERS_PORT (10257), SKIFF_NODE_NAME
+# (hostname), SKIFF_POD_CIDR (10.244.0.0/24), SKIFF_CLUSTER_CIDR (10.244.0.0/16), SKIFF_CNI_BRIDGE (skiff0), SKIFF_PROXY_PREFIX
+# (SKIFF), SKIFF_DEMO (manifests/demo.yaml; "none" applies nothing).
 set -euo pipefail
 DATA_DIR=${1:?usage: up.sh DATA_DIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN="$ROOT/target/release"
+BIN="${SKIFF_BIN:-$ROOT/target/release}"
 API_PORT=${SKIFF_API_PORT:-6443}
-ETCD_PORT=${SKIFF_ETCD_PORT:-2379}
-mkdir -p "$DATA_DIR/logs" "$DATA_DIR/pids"
+ETCD_PORT=${SKIFF_ETCD_PORT:-12379}
+AGENT_PORT=${SKIFF_AGENT_PORT:-10250}
+SCHEDULER_PORT=${SKIFF_SCHEDULER_PORT:-10259}
+CONTROLLERS_PORT=${SKIFF_CONTROLLERS_PORT:-10257}
+NODE_NAME=${SKIFF_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}
+POD_CIDR=${SKIFF_POD_CIDR:-10.244.0.0/24}
+CLUSTER_CIDR=${SKIFF_CLUSTER_CIDR:-10.244.0.0/16}
+BRIDGE=${SKIFF_CNI_BRIDGE:-skiff0}
+PROXY_PREFIX=${SKIFF_PROXY_PREFIX:-SKIFF}
+DEMO=${SKIFF_DEMO:-$ROOT/manifests/demo.yaml}
 
 if [ "$(id -u)" != 0 ]; then
-  echo "skiff: make up needs root (it installs packages and, with the agent, runs containers)." >&2
-  echo "       run: sudo make up" >&2
+  echo "skiff: make up needs root: it installs packages, runs containerd and wires pod networks." >&2
+  echo "       run it as root, e.g.: sudo make up" >&2
   exit 1
 fi
+for b in skiff-apiserver skiff-scheduler skiff-controllers skiff-agent skiffctl; do
+  if [ ! -x "$BIN/$b" ]; then
+    echo "skiff: $BIN/$b is missing; build it first (make release), or point SKIFF_BIN at the binaries." >&2
+    exit 1
+  fi
+done
+mkdir -p "$DATA_DIR/logs" "$DATA_DIR/pids" "$DATA_DIR/containerd"
+DATA_DIR=$(cd "$DATA_DIR" && pwd)
+SOCK="$DATA_DIR/containerd/containerd.sock"
+KUBECONFIG="$DATA_DIR/kubeconfig"
+export KUBECONFIG
+# The pod bridge's gateway: the cluster DNS listens there, where pods can reach it.
+GATEWAY=$(echo "$POD_CIDR" | awk -F'[./]' '{print $1"."$2"."$3"."$4+1}')
 
+say() { if [ -t 1 ]; then printf '\033[1m==> %s\033[0m\n' "$*"; else echo "==> $*"; fi; }
 running() { [ -f "$DATA_DIR/pids/$1" ] && kill -0 "$(cat "$DATA_DIR/pids/$1")" 2>/dev/null; }
-
+fail() {
+  echo "skiff: $*" >&2
+  echo "       logs are in $DATA_DIR/logs; stop what did start with: make down" >&2
+  exit 1
+}
 wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
-  local deadline=$((SECONDS + $1)); local what=$2; shift 2
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
   until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then echo "skiff: $what did not come up; see $DATA_DIR/logs" >&2; exit 1; fi
-    sleep 0.2
+    [ $SECONDS -lt $deadline ] || fail "$what did not come up within $1 s"
+    sleep 0.5
   done
 }
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+start() { # start NAME PORT COMMAND...: run in the background, logging to logs/NAME.log
+  local name=$1 port=$2
+  shift 2
+  if running "$name"; then
+    echo "    $name is already running (pid $(cat "$DATA_DIR/pids/$name"))"
+    return
+  fi
+  if [ "$port" != - ] && ! port_free "$port"; then
+    fail "port $port, which $name needs, is taken by another program; free it or set the port variable listed at the top of scripts/up.sh"
+  fi
+  "$@" >"$DATA_DIR/logs/$name.log" 2>&1 &
+  echo $! >"$DATA_DIR/pids/$name"
+  echo "    started $name (pid $!, log $DATA_DIR/logs/$name.log)"
+}
+ctl() { "$BIN/skiffctl" "$@"; }
 
-if running etcd; then echo "etcd already running (pid $(cat "$DATA_DIR/pids/etcd"))"; else
-  etcd --name skiff --data-dir "$DATA_DIR/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --initial-cluster "skiff=http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --log-level warn >"$DATA_DIR/logs/etcd.log" 2>&1 &
-  echo $! >"$DATA_DIR/pids/etcd"
-  echo "started etcd (pid $!)"
-fi
+say "starting etcd on 127.0.0.1:$ETCD_PORT"
+start etcd "$ETCD_PORT" etcd --name skiff --data-dir "$DATA_DIR/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+  --initial-cluster "skiff=http://127.0.0.1:$((ETCD_PORT + 1))" --log-level warn
+
+say "starting containerd (root $DATA_DIR/containerd)"
+cat >"$DATA_DIR/containerd/config.toml" <<EOF
+version = 2
+root = "$DATA_DIR/containerd/root"
+state = "$DATA_DIR/containerd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "$SOCK"
+
+[ttrpc]
+  address = "$SOCK.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$DATA_DIR/containerd/opt"
+EOF
+start containerd - containerd --config "$DATA_DIR/containerd/config.toml"
 
 wait_until 30 "etcd" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+say "starting skiff-apiserver on 127.0.0.1:$API_PORT"
+start apiserver "$API_PORT" "$BIN/skiff-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+  --port "$API_PORT"
+wait_until 60 "skiff-apiserver" curl -sf "http://127.0.0.1:$API_PORT/readyz"
 
-if running apiserver; then echo "apiserver already running (pid $(cat "$DATA_DIR/pids/apiserver"))"; else
-  "$BIN/skiff-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" --port "$API_PORT" \
-    >"$DATA_DIR/logs/apiserver.log" 2>&1 &
-  echo $! >"$DATA_DIR/pids/apiserver"
-  echo "started skiff-apiserver (pid $!)"
-fi
-wait_until 30 "skiff-apiserver" curl -sf "http://127.0.0.1:$API_PORT/readyz"
-
-cat >"$DATA_DIR/kubeconfig" <<KUBECONFIG
+cat >"$KUBECONFIG" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -63,14 +125,62 @@ current-context: skiff
 users:
 - name: skiff
   user: {}
-KUBECONFIG
+EOF
 
-export KUBECONFIG="$DATA_DIR/kubeconfig"
-kubectl apply -f "$ROOT/manifests/demo.yaml"
-echo
-echo "skiff is up. Try:"
-echo "  export KUBECONFIG=$DATA_DIR/kubeconfig"
-echo "  kubectl get deploy,svc"
-echo "make up does not start the scheduler, controllers and an agent yet (issue 6; the draft is"
-echo "scripts/up-cluster.sh), so the demo Deployment is stored but no pods run."
-echo "Stop everything with: make down"
+say "loading the demo image (built from Debian's busybox-static)"
+wait_until 30 "containerd" test -S "$SOCK"
+"$BIN/skiff-agent" build-busybox-image "$DATA_DIR/busybox.tar"
+# Two tags of the same image, so that the tour's `set image` has a second one to roll out.
+for tag in latest v2; do
+  wait_until 30 "containerd" "$BIN/skiff-agent" --containerd-socket "$SOCK" \
+    --containerd-namespace skiff load-image --name "skiff.local/busybox:$tag" "$DATA_DIR/busybox.tar"
+done
+
+say "starting the scheduler, the controllers and the agent of node $NODE_NAME"
+start scheduler "$SCHEDULER_PORT" "$BIN/skiff-scheduler" --kubeconfig "$KUBECONFIG" \
+  --port "$SCHEDULER_PORT"
+start controllers "$CONTROLLERS_PORT" "$BIN/skiff-controllers" --kubeconfig "$KUBECONFIG" \
+  --bind-address 127.0.0.1 --port "$CONTROLLERS_PORT"
+start agent "$AGENT_PORT" "$BIN/skiff-agent" --kubeconfig "$KUBECONFIG" --node-name "$NODE_NAME" \
+  --containerd-socket "$SOCK" --containerd-namespace skiff --root-dir "$DATA_DIR/agent" \
+  --pod-cidr "$POD_CIDR" --cni-bridge "$BRIDGE" --port "$AGENT_PORT" \
+  --proxy --proxy-chain-prefix "$PROXY_PREFIX" --cluster-cidr "$CLUSTER_CIDR" \
+  --dns-listen "$GATEWAY:53"
+echo "$PROXY_PREFIX" >"$DATA_DIR/proxy-prefix"
+echo "$BRIDGE" >"$DATA_DIR/cni-bridge"
+wait_until 30 "skiff-scheduler" curl -sf "http://127.0.0.1:$SCHEDULER_PORT/healthz"
+wait_until 30 "skiff-controllers" curl -sf "http://127.0.0.1:$CONTROLLERS_PORT/healthz"
+node_ready() { ctl get node "$NODE_NAME" --no-headers | awk '{exit $2 == "Ready" ? 0 : 1}'; }
+wait_until 60 "node $NODE_NAME (the agent)" node_ready
+
+if [ "$DEMO" = none ]; then
+  say "skiff is up (no demo applied)"
+  echo "  export KUBECONFIG=$KUBECONFIG"
+  exit 0
+fi
+say "applying $DEMO"
+ctl apply -f "$DEMO"
+say "waiting for the demo app"
+ctl rollout status deployment/web --timeout=180s || fail "the demo app did not become available"
+CLUSTER_IP=$(ctl get service web -o jsonpath='{.spec.clusterIP}')
+wait_until 30 "the demo app through its Service (http://$CLUSTER_IP/)" curl -sf --max-time 2 "http://$CLUSTER_IP/"
+
+cat <<EOF
+
+skiff is up: node $NODE_NAME runs the demo app (3 busybox httpd pods behind Service web).
+
+  export KUBECONFIG=$KUBECONFIG      # skiffctl and kubectl both use it
+  export PATH=$BIN:\$PATH
+  curl http://$CLUSTER_IP/                   # Service web answers with a pod's hostname
+  skiffctl get pods -o wide
+
+Try next:
+  skiffctl scale deployment web --replicas=5
+  skiffctl set image deployment/web httpd=skiff.local/busybox:v2
+  skiffctl rollout status deployment/web
+  skiffctl logs -l app=web
+  skiffctl rollout undo deployment/web
+  skiffctl delete -f manifests/demo.yaml
+
+Stop everything with: make down
+EOF
