@@ -5,6 +5,7 @@
 //! Stopping the agent (the `shutdown` future) leaves containers running: a restarted agent
 //! adopts them from their containerd labels.
 
+pub mod cri_log;
 pub mod dns;
 pub mod image;
 pub mod network;
@@ -64,6 +65,9 @@ pub struct Config {
     pub cluster_domain: String,
     /// Registries (`HOST:PORT` as in image references) pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// The agent binary, run by the shim as each container's logger (`log-writer`) so log
+    /// lines carry timestamps; `None`: the shim writes raw logs itself (no timestamps).
+    pub log_writer: Option<PathBuf>,
 }
 
 impl Config {
@@ -84,6 +88,7 @@ impl Config {
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
             insecure_registries: Vec::new(),
+            log_writer: None,
         }
     }
 }

@@ -89,6 +89,13 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Container logger run by containerd's shim (stdio URI `binary://`): copies the
+    /// container's stdout and stderr (fds 3 and 4) into FILE with a timestamp per line.
+    #[command(hide = true)]
+    LogWriter {
+        /// The log file (appended to).
+        file: PathBuf,
+    },
     /// Write an OCI layout tarball of a one-layer image made from a static busybox binary.
     BuildBusyboxImage {
         /// Output tarball.
@@ -118,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        Some(Command::LogWriter { file }) => return skiff_agent::cri_log::run_writer(file),
         Some(Command::BuildBusyboxImage { out, busybox, name }) => {
             skiff_agent::image::build_busybox_layout(busybox, out, name)?;
             return Ok(());
@@ -160,6 +168,11 @@ async fn main() -> anyhow::Result<()> {
     config.cluster_dns = args.cluster_dns.or(args.dns_listen.map(|a| a.ip()));
     config.cluster_domain = args.cluster_domain.clone();
     config.insecure_registries = args.insecure_registry.clone();
+    // This binary is the containers' logger (the `log-writer` subcommand).
+    let exe = std::env::current_exe().context("locating the agent binary")?;
+    // Rebuilt in place while running: the same path holds the new binary.
+    let exe = exe.display().to_string();
+    config.log_writer = Some(exe.trim_end_matches(" (deleted)").into());
     skiff_agent::run(client, config, shutdown_signal()).await
 }
 

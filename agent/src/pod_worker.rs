@@ -552,7 +552,12 @@ impl Worker {
                 format!("creating {}: {e}", log_dir.display()),
             )
         })?;
-        let log_path = log_dir.join(format!("{attempt}.log"));
+        let writer = shared.config.log_writer.as_deref();
+        let log_path = log_dir.join(crate::server::log_file_name(attempt, writer.is_some()));
+        let log_uri = match writer {
+            Some(w) => crate::cri_log::uri(w, &log_path),
+            None => format!("file://{}", log_path.display()),
+        };
         let host_network = pod
             .spec
             .as_ref()
@@ -616,7 +621,7 @@ impl Worker {
         shared
             .logs
             .set_running(&log_path.display().to_string(), true);
-        if let Err(e) = shared.containerd.start_task(&id, &log_path).await {
+        if let Err(e) = shared.containerd.start_task(&id, &log_uri).await {
             shared
                 .logs
                 .set_running(&log_path.display().to_string(), false);

@@ -242,8 +242,9 @@ impl Containerd {
         Ok(())
     }
 
-    /// Create and start the container's task with stdout and stderr appended to `log_path`.
-    pub async fn start_task(&self, id: &str, log_path: &Path) -> anyhow::Result<u32> {
+    /// Create and start the container's task with stdout and stderr going to `log_uri`
+    /// (`file:///path`, or a `binary://` logger, see [`crate::cri_log::uri`]).
+    pub async fn start_task(&self, id: &str, log_uri: &str) -> anyhow::Result<u32> {
         let mounts = self
             .client
             .snapshots()
@@ -258,7 +259,7 @@ impl Containerd {
             .context("getting the container's rootfs mounts")?
             .into_inner()
             .mounts;
-        let uri = format!("file://{}", log_path.display());
+        let uri = log_uri.to_string();
         self.client
             .tasks()
             .create(request(

@@ -46,6 +46,7 @@ pub struct LogQuery {
     pub follow: Option<bool>,
     pub previous: Option<bool>,
     pub limit_bytes: Option<usize>,
+    pub timestamps: Option<bool>,
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -88,6 +89,20 @@ fn find_pod_dir(root: &Path, ns: &str, pod: &str) -> Option<PathBuf> {
         .map(|e| e.path())
 }
 
+/// The log file of run `attempt` of a container: CRI format (timestamped by the
+/// [`crate::cri_log`] logger) or the raw output the shim writes itself.
+pub fn log_file_name(attempt: u32, cri: bool) -> String {
+    if cri {
+        format!("{attempt}{}", crate::cri_log::SUFFIX)
+    } else {
+        format!("{attempt}.log")
+    }
+}
+
+fn is_cri(path: &Path) -> bool {
+    path.to_string_lossy().ends_with(crate::cri_log::SUFFIX)
+}
+
 /// Log files of a container, oldest attempt first.
 pub fn attempts(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
@@ -95,7 +110,10 @@ pub fn attempts(dir: &Path) -> Vec<PathBuf> {
             rd.filter_map(Result::ok)
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    let n = name.strip_suffix(".log")?.parse().ok()?;
+                    let stem = name
+                        .strip_suffix(crate::cri_log::SUFFIX)
+                        .or_else(|| name.strip_suffix(".log"))?;
+                    let n = stem.parse().ok()?;
                     Some((n, e.path()))
                 })
                 .collect()
@@ -151,6 +169,18 @@ async fn container_logs(
             format!("{what} \"{container}\" in pod \"{pod}\" has no logs"),
         );
     };
+    let cri = is_cri(&file);
+    let timestamps = q.timestamps.unwrap_or(false);
+    if timestamps && !cri {
+        // Raw logs carry no times; inventing them (e.g. from the file's mtime) would lie.
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "container \"{container}\" in pod \"{pod}\" was started without the timestamping \
+                 logger (raw log file): timestamps are not available"
+            ),
+        );
+    }
     let data = match tokio::fs::read(&file).await {
         Ok(d) => d,
         Err(e) => {
@@ -160,40 +190,84 @@ async fn container_logs(
             )
         }
     };
-    let mut start = match q.tail_lines {
-        Some(n) => data.len() - tail(&data, n).len(),
-        None => 0,
+    let follow = q.follow.unwrap_or(false) && !q.previous.unwrap_or(false);
+    // What is there now, and the offset a follower continues from.
+    let (mut first, offset) = if cri {
+        let (mut lines, consumed) = crate::cri_log::parse(&data);
+        let mut offset = consumed;
+        if !follow || !shared.logs.is_running(&file) {
+            lines.extend(crate::cri_log::trailing(&data, consumed));
+            offset = data.len();
+        }
+        if let Some(n) = q.tail_lines {
+            lines.drain(..lines.len().saturating_sub(n));
+        }
+        (crate::cri_log::render(&lines, timestamps), offset)
+    } else {
+        let start = match q.tail_lines {
+            Some(n) => data.len() - tail(&data, n).len(),
+            None => 0,
+        };
+        (data[start..].to_vec(), data.len())
     };
     if let Some(limit) = q.limit_bytes {
-        start = start.max(data.len().saturating_sub(limit));
+        // As the kubelet: at most this many bytes from where the output starts (a limited
+        // request is answered without following).
+        first.truncate(limit);
+        return ([("content-type", "text/plain")], first).into_response();
     }
-    let first = Bytes::copy_from_slice(&data[start..]);
-    if !q.follow.unwrap_or(false) || q.previous.unwrap_or(false) {
+    if !follow {
         return ([("content-type", "text/plain")], first).into_response();
     }
     // follow: stream what is there, then what gets appended, until the container stops.
-    let offset = data.len() as u64;
-    let stream = futures::stream::unfold(
-        (Some(first), offset, shared, file),
-        |(first, mut offset, shared, file)| async move {
-            if let Some(b) = first {
-                return Some((Ok::<_, std::io::Error>(b), (None, offset, shared, file)));
-            }
-            loop {
-                let running = shared.logs.is_running(&file);
-                let chunk = read_from(&file, offset).await.unwrap_or_default();
-                if !chunk.is_empty() {
-                    offset += chunk.len() as u64;
-                    return Some((Ok(Bytes::from(chunk)), (None, offset, shared, file)));
-                }
+    let state = Follow {
+        first: Some(Bytes::from(first)),
+        offset: offset as u64,
+        shared,
+        file,
+        cri,
+        timestamps,
+    };
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        if let Some(b) = st.first.take() {
+            return Some((Ok::<_, std::io::Error>(b), st));
+        }
+        loop {
+            let running = st.shared.logs.is_running(&st.file);
+            let chunk = read_from(&st.file, st.offset).await.unwrap_or_default();
+            let out = if st.cri {
+                let (mut lines, mut consumed) = crate::cri_log::parse(&chunk);
                 if !running {
-                    return None;
+                    lines.extend(crate::cri_log::trailing(&chunk, consumed));
+                    consumed = chunk.len();
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                st.offset += consumed as u64;
+                crate::cri_log::render(&lines, st.timestamps)
+            } else {
+                st.offset += chunk.len() as u64;
+                chunk
+            };
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), st));
             }
-        },
-    );
+            if !running {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
     ([("content-type", "text/plain")], Body::from_stream(stream)).into_response()
+}
+
+/// Where a `follow` stream is.
+struct Follow {
+    /// What was in the file when the request came, not sent yet.
+    first: Option<Bytes>,
+    offset: u64,
+    shared: Arc<Shared>,
+    file: PathBuf,
+    cri: bool,
+    timestamps: bool,
 }
 
 async fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
@@ -243,10 +317,11 @@ mod tests {
         for n in [10, 2, 1] {
             std::fs::write(d.path().join(format!("{n}.log")), "").unwrap();
         }
+        std::fs::write(d.path().join(log_file_name(3, true)), "").unwrap();
         let names: Vec<String> = attempts(d.path())
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["1.log", "2.log", "10.log"]);
+        assert_eq!(names, ["1.log", "2.log", "3.cri.log", "10.log"]);
     }
 }

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
 use skiff_agent::registry::oci_client::secrets::RegistryAuth;
@@ -158,8 +159,10 @@ struct Env {
 }
 
 impl Env {
-    /// `net_index` (unique per test in this file) picks the test's bridge and subnet.
-    async fn start(node: &str, net_index: u8, with_registry: bool) -> Env {
+    /// `net_index` (unique per test in this file) picks the test's bridge and subnet;
+    /// `log_writer`: containers log through the skiff-agent binary's timestamping logger, as
+    /// with the real agent (the binary must be built: `make test` builds it first).
+    async fn start(node: &str, net_index: u8, with_registry: bool, log_writer: bool) -> Env {
         let net = TestNet::new(net_index);
         let cluster = TestCluster::start().await.unwrap();
         let containerd = ContainerdProc::start().await;
@@ -186,6 +189,9 @@ impl Env {
         // InternalIP (port 0: any free one, advertised in the Node status).
         config.bind_address = std::net::Ipv4Addr::UNSPECIFIED.into();
         config.insecure_registries = registry.iter().map(DockerRegistry::host).collect();
+        if log_writer {
+            config.log_writer = Some(agent_binary());
+        }
         let agent = AgentRun::spawn(cluster.client(), config);
         let env = Env {
             cluster,
@@ -283,6 +289,22 @@ impl Env {
     }
 }
 
+/// target/<profile>/skiff-agent, beside the directory of this test binary.
+fn agent_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary is in target/<profile>/deps")
+        .join("skiff-agent");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`; `make test` does)",
+        bin.display()
+    );
+    bin
+}
+
 fn first(p: &Pod) -> &ContainerStatus {
     &p.status
         .as_ref()
@@ -322,7 +344,7 @@ async fn absent_image_is_pulled_from_the_registry_and_a_missing_tag_is_err_image
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("registry-node-a", 1, true).await;
+    let env = Env::start("registry-node-a", 1, true, false).await;
     let host = env.registry_host();
     let image = format!("{host}/busybox:v1");
     let pushed = push_busybox(&env.layout, &image, None).await;
@@ -392,7 +414,7 @@ async fn pull_policies_always_if_not_present_and_never() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("registry-node-b", 2, true).await;
+    let env = Env::start("registry-node-b", 2, true, false).await;
     let host = env.registry_host();
     let image = format!("{host}/busybox:moving");
     let first_digest = push_busybox(&env.layout, &image, None).await;
@@ -488,7 +510,7 @@ async fn memory_hog_is_reported_oom_killed() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("registry-node-c", 3, false).await;
+    let env = Env::start("registry-node-c", 3, false, false).await;
     env.import(IMAGE).await;
     // The shell doubles a string until the 16Mi cgroup limit is hit; the kernel's OOM killer
     // then kills it (nothing else in the container could free memory).
@@ -536,8 +558,12 @@ async fn kubectl_logs_tail_and_follow_through_the_apiserver() {
         eprintln!("skipped: needs /usr/bin/kubectl");
         return;
     }
-    let env = Env::start("registry-node-d", 4, false).await;
+    let env = Env::start("registry-node-d", 4, false, true).await;
     env.import(IMAGE).await;
+    // Whole seconds: the apiserver's creationTimestamp has no fraction.
+    let created = Timestamp::now()
+        .checked_sub(SignedDuration::from_secs(1))
+        .unwrap();
     env.create_pod(
         "echo",
         json!({
@@ -561,6 +587,21 @@ async fn kubectl_logs_tail_and_follow_through_the_apiserver() {
         kubectl(&env.cluster, &["logs", "pod/echo", "-c", "c", "--tail=2"]).await,
         "second\nthird\n"
     );
+    // --timestamps: each line with the time the logger read it, RFC 3339 with nanoseconds,
+    // between the pod's creation and now, in order.
+    let stamped = kubectl(&env.cluster, &["logs", "echo", "--timestamps"]).await;
+    let mut previous = created;
+    let mut texts = Vec::new();
+    for line in stamped.lines() {
+        let (ts, text) = line.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        let at: Timestamp = ts
+            .parse()
+            .unwrap_or_else(|e| panic!("{ts:?} is not RFC 3339: {e}"));
+        assert!(at >= previous && at <= Timestamp::now(), "{stamped}");
+        previous = at;
+        texts.push(text);
+    }
+    assert_eq!(texts, ["first", "second", "third"]);
 
     // A line every 0.2 s: `logs -f` shows lines written after it started, in order.
     env.create_pod(
