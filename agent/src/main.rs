@@ -75,6 +75,11 @@ struct Args {
     /// instead of HTTPS; repeat the flag or separate with commas.
     #[arg(long, value_delimiter = ',')]
     insecure_registry: Vec<String>,
+    /// Logging binary containerd's shim runs per container to timestamp its output (this
+    /// binary's `log-writer` subcommand by default; it must exist at this path for the shim,
+    /// e.g. inside a kind node); `none`: the shim writes raw logs, without timestamps.
+    #[arg(long)]
+    log_writer: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -168,11 +173,17 @@ async fn main() -> anyhow::Result<()> {
     config.cluster_dns = args.cluster_dns.or(args.dns_listen.map(|a| a.ip()));
     config.cluster_domain = args.cluster_domain.clone();
     config.insecure_registries = args.insecure_registry.clone();
-    // This binary is the containers' logger (the `log-writer` subcommand).
-    let exe = std::env::current_exe().context("locating the agent binary")?;
-    // Rebuilt in place while running: the same path holds the new binary.
-    let exe = exe.display().to_string();
-    config.log_writer = Some(exe.trim_end_matches(" (deleted)").into());
+    config.log_writer = match args.log_writer.as_deref() {
+        Some("none") => None,
+        Some(path) => Some(path.into()),
+        None => {
+            // This binary is the containers' logger (the `log-writer` subcommand).
+            let exe = std::env::current_exe().context("locating the agent binary")?;
+            // Rebuilt in place while running: the same path holds the new binary.
+            let exe = exe.display().to_string();
+            Some(exe.trim_end_matches(" (deleted)").into())
+        }
+    };
     skiff_agent::run(client, config, shutdown_signal()).await
 }
 
