@@ -463,16 +463,52 @@ async fn make_up_tour_and_make_down_leave_nothing_behind() {
         .expect("NodePort 30080 answers on the node's address");
     assert_eq!(code, 200);
 
-    // delete everything; the pods go away.
-    let deleted = cluster
-        .ctl(&[
-            "delete",
-            "-f",
-            "manifests/demo.yaml",
-            "-f",
-            "manifests/examples/",
-        ])
-        .await;
+    let deleted = cluster.ctl(&["delete", "-f", "manifests/examples/"]).await;
+    assert!(
+        deleted.contains("pod \"two-containers\" deleted"),
+        "{deleted}"
+    );
+
+    // describe shows the object and its Events.
+    let described = cluster.ctl(&["describe", "deployment", "web"]).await;
+    for part in ["Name:", "web", "Replicas:", "Events:", "ScalingReplicaSet"] {
+        assert!(described.contains(part), "{part} in:\n{described}");
+    }
+
+    // drain evicts the web pods; with the only node cordoned their replacements wait, and
+    // run again after uncordon.
+    let drained = cluster.ctl(&["drain", NODE]).await;
+    assert!(
+        drained.contains(&format!("node/{NODE} drained")),
+        "{drained}"
+    );
+    let evicted_web = drained
+        .lines()
+        .filter(|l| l.starts_with("pod/web-") && l.ends_with(" evicted"))
+        .count();
+    assert_eq!(evicted_web, 5, "{drained}");
+    let node = cluster.json(&["get", "node", NODE]).await;
+    assert_eq!(node["spec"]["unschedulable"], true);
+    wait_for(
+        "5 pending replacements on the cordoned node",
+        Duration::from_secs(60),
+        || async {
+            let pods = cluster.json(&["get", "pods", "-l", "app=web"]).await;
+            let items = pods["items"].as_array().unwrap();
+            (items.len() == 5
+                && items
+                    .iter()
+                    .all(|p| p["status"]["phase"] == "Pending" && p["spec"]["nodeName"].is_null()))
+            .then_some(())
+        },
+    )
+    .await;
+    let uncordoned = cluster.ctl(&["uncordon", NODE]).await;
+    assert_eq!(uncordoned, format!("node/{NODE} uncordoned\n"));
+    cluster.wait_web_pods(5, "skiff.local/busybox:latest").await;
+
+    // delete the demo; the pods go away.
+    let deleted = cluster.ctl(&["delete", "-f", "manifests/demo.yaml"]).await;
     assert!(
         deleted.contains("deployment.apps \"web\" deleted"),
         "{deleted}"
