@@ -318,6 +318,11 @@ fn waiting_reason(c: &ContainerStatus) -> Option<&str> {
     c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
 }
 
+fn waiting_message(c: &ContainerStatus) -> String {
+    let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+    waiting.and_then(|w| w.message.clone()).unwrap_or_default()
+}
+
 fn terminated(
     c: &ContainerStatus,
 ) -> Option<&k8s_openapi::api::core::v1::ContainerStateTerminated> {
@@ -378,16 +383,7 @@ async fn absent_image_is_pulled_from_the_registry_and_a_missing_tag_is_err_image
             waiting_reason(c) == Some("ErrImagePull")
         })
         .await;
-    let message = first(&pod)
-        .state
-        .as_ref()
-        .unwrap()
-        .waiting
-        .as_ref()
-        .unwrap()
-        .message
-        .clone()
-        .unwrap_or_default();
+    let message = waiting_message(first(&pod));
     assert!(
         message.contains("MANIFEST_UNKNOWN") && message.contains(&missing),
         "{message}"
@@ -486,16 +482,7 @@ async fn pull_policies_always_if_not_present_and_never() {
             |c| waiting_reason(c) == Some("ErrImageNeverPull"),
         )
         .await;
-    let message = first(&pod)
-        .state
-        .as_ref()
-        .unwrap()
-        .waiting
-        .as_ref()
-        .unwrap()
-        .message
-        .clone()
-        .unwrap_or_default();
+    let message = waiting_message(first(&pod));
     assert_eq!(
         message,
         format!("Container image \"{absent}\" is not present with pull policy of Never")
