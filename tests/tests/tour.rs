@@ -314,6 +314,31 @@ async fn make_up_tour_and_make_down_leave_nothing_behind() {
     }
     let mut cluster = Cluster::new();
 
+    // As another user, make up refuses at once and says how to run it.
+    let as_nobody = cluster
+        .run(
+            Path::new("setpriv"),
+            &[
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "make",
+                "--no-print-directory",
+                "up",
+                &format!("DATA_DIR={}", cluster.data_dir().display()),
+            ],
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(!as_nobody.ok, "make up as nobody must fail");
+    assert!(
+        as_nobody.stdout.contains("needs root") && as_nobody.stdout.contains("sudo make up"),
+        "{}\n{}",
+        as_nobody.stdout,
+        as_nobody.stderr
+    );
+    assert!(cluster.pids().is_empty(), "nothing was started");
+
     // make up: the demo app is available and answers through its Service.
     let up = cluster.make("up").await;
     assert!(up.ok, "make up failed:\n{}\n{}", up.stdout, up.stderr);
