@@ -25,6 +25,7 @@ use containerd_client::services::v1::{
 };
 use containerd_client::services::v1::{CreateRequest as CreateLeaseRequest, UpdateRequest};
 use containerd_client::types::Descriptor;
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use sha2::{Digest, Sha256};
@@ -61,23 +62,77 @@ pub enum ImageError {
     Other(#[from] anyhow::Error),
 }
 
-/// Where the blobs of an image come from while it is stored: an OCI layout tarball or a
-/// registry.
-pub(crate) trait BlobSource {
-    /// The bytes of blob `digest` (only called for blobs the content store lacks).
-    async fn fetch(&mut self, digest: &str) -> anyhow::Result<Vec<u8>>;
+/// Where the blobs of an image come from while it is stored. (An enum rather than a trait
+/// with async methods: the pod worker's future must be provably Send, which generic async
+/// trait methods taking references defeat in today's rustc.)
+pub(crate) enum BlobSource<'a> {
+    /// An OCI layout tarball, read into memory.
+    Layout(&'a BTreeMap<String, Vec<u8>>),
+    /// The registry the image is pulled from.
+    Registry(&'a crate::registry::RemoteBlobs<'a>),
 }
 
-/// The blobs of an OCI layout tarball, read into memory.
-struct LayoutBlobs<'a>(&'a BTreeMap<String, Vec<u8>>);
-
-impl BlobSource for LayoutBlobs<'_> {
-    async fn fetch(&mut self, digest: &str) -> anyhow::Result<Vec<u8>> {
-        self.0
-            .get(digest)
-            .cloned()
-            .ok_or_else(|| anyhow!("blob {digest} missing from the tarball"))
+impl BlobSource<'_> {
+    /// Write blob `digest` (`size` bytes) into the content store under `lease`; only called
+    /// for blobs the content store lacks.
+    async fn store(
+        &self,
+        cd: &Containerd,
+        lease: &str,
+        digest: &str,
+        size: i64,
+    ) -> anyhow::Result<()> {
+        match self {
+            BlobSource::Layout(blobs) => {
+                let data = blobs
+                    .get(digest)
+                    .cloned()
+                    .ok_or_else(|| anyhow!("blob {digest} missing from the tarball"))?;
+                let written = cd.write_blob(lease, data, HashMap::new()).await?;
+                if written != digest {
+                    bail!("blob {digest} in the tarball has digest {written}");
+                }
+                Ok(())
+            }
+            BlobSource::Registry(remote) => remote.store(cd, lease, digest, size).await,
+        }
     }
+}
+
+/// The Write messages of one content-store write (one per chunk, at running offsets), then
+/// the Commit carrying `labels`.
+fn write_requests(
+    reference: String,
+    digest: String,
+    total: i64,
+    chunks: impl futures::Stream<Item = Vec<u8>> + Send + 'static,
+    labels: HashMap<String, String>,
+) -> impl futures::Stream<Item = WriteContentRequest> + Send + 'static {
+    let commit = WriteContentRequest {
+        action: WriteAction::Commit as i32,
+        r#ref: reference.clone(),
+        total,
+        expected: digest.clone(),
+        offset: total,
+        data: Vec::new(),
+        labels,
+    };
+    let mut offset = 0i64;
+    chunks
+        .map(move |data| {
+            let at = offset;
+            offset += data.len() as i64;
+            WriteContentRequest {
+                action: WriteAction::Write as i32,
+                r#ref: reference.clone(),
+                total,
+                expected: digest.clone(),
+                offset: at,
+                data,
+                labels: HashMap::new(),
+            }
+        })
+        .chain(futures::stream::once(futures::future::ready(commit)))
 }
 
 /// The index and the blobs (by digest) of an OCI image layout tarball, read into memory.
@@ -211,34 +266,76 @@ impl Containerd {
             return Ok(digest);
         }
         let total = data.len() as i64;
-        let reference = format!("skiff-import-{digest}");
-        let mut msgs = Vec::new();
         const CHUNK: usize = 1 << 20;
-        for (i, chunk) in data.chunks(CHUNK).enumerate() {
-            msgs.push(WriteContentRequest {
-                action: WriteAction::Write as i32,
-                r#ref: reference.clone(),
-                total,
-                expected: digest.clone(),
-                offset: (i * CHUNK) as i64,
-                data: chunk.to_vec(),
-                labels: HashMap::new(),
-            });
-        }
-        msgs.push(WriteContentRequest {
-            action: WriteAction::Commit as i32,
-            r#ref: reference.clone(),
-            total,
-            expected: digest.clone(),
-            offset: total,
-            data: Vec::new(),
-            labels,
+        let chunks: Vec<Vec<u8>> = data.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+        self.write_content(lease, &digest, total, futures::stream::iter(chunks), labels)
+            .await?;
+        Ok(digest)
+    }
+
+    /// Write a blob that arrives in pieces (a registry download) without holding it whole.
+    /// A piece that fails ends the write with that error and no blob; containerd checks the
+    /// size and the digest when it commits.
+    pub(crate) async fn write_blob_stream(
+        &self,
+        lease: &str,
+        digest: &str,
+        size: i64,
+        mut pieces: BoxStream<'static, Result<Vec<u8>, String>>,
+    ) -> anyhow::Result<()> {
+        // A task moves the pieces into a channel: the request stream handed to tonic is then a
+        // concrete type (a boxed dyn stream there makes the pod worker's future fail the Send
+        // check in today's rustc). After a failed piece nothing more is sent; containerd then
+        // rejects the commit on size or digest, and the piece's error is the one reported.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let feeder = tokio::spawn(async move {
+            // Pieces gathered to about 1 MiB per message (HTTP delivers a few KiB at a time).
+            let mut batch = Vec::new();
+            while let Some(piece) = pieces.next().await {
+                batch.extend_from_slice(&piece?);
+                if batch.len() >= 1 << 20 && tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch).await;
+            }
+            Ok::<(), String>(())
         });
-        let mut req = tonic::Request::new(futures::stream::iter(msgs));
+        let chunks = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let written = self
+            .write_content(lease, digest, size, chunks, HashMap::new())
+            .await;
+        match feeder.await {
+            Ok(Err(e)) => bail!("downloading blob {digest}: {e}"),
+            Err(e) => bail!("downloading blob {digest}: {e}"),
+            Ok(Ok(())) => written,
+        }
+    }
+
+    /// One content-store write: a Write message per chunk, then Commit with `labels`. The
+    /// ingest ref is unique per write, so a retry never meets a half-written ingest and
+    /// concurrent writers of one blob do not lock each other out (the second commit finds
+    /// the blob there); the lease removes abandoned ingests.
+    async fn write_content(
+        &self,
+        lease: &str,
+        digest: &str,
+        total: i64,
+        chunks: impl futures::Stream<Item = Vec<u8>> + Send + 'static,
+        labels: HashMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let reference = format!(
+            "skiff-{}-{}",
+            digest.trim_start_matches("sha256:"),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        let msgs = write_requests(reference, digest.to_string(), total, chunks, labels);
+        let mut req = tonic::Request::new(msgs);
         self.add_metadata(req.metadata_mut(), Some(lease));
         let mut responses = match self.client.content().write(req).await {
             Ok(r) => r.into_inner(),
-            Err(s) if s.code() == Code::AlreadyExists => return Ok(digest),
+            Err(s) if s.code() == Code::AlreadyExists => return Ok(()),
             Err(s) => return Err(anyhow!(s).context(format!("writing blob {digest}"))),
         };
         while let Some(r) = responses.next().await {
@@ -248,7 +345,7 @@ impl Containerd {
                 Err(s) => return Err(anyhow!(s).context(format!("writing blob {digest}"))),
             }
         }
-        Ok(digest)
+        Ok(())
     }
 
     async fn label_blob(
@@ -355,7 +452,7 @@ impl Containerd {
             let manifest = self
                 .store_manifest(
                     lease,
-                    &mut LayoutBlobs(blobs),
+                    &BlobSource::Layout(blobs),
                     &manifest_digest,
                     manifest_bytes,
                 )
@@ -377,22 +474,24 @@ impl Containerd {
     pub(crate) async fn store_manifest(
         &self,
         lease: &str,
-        source: &mut impl BlobSource,
+        source: &BlobSource<'_>,
         manifest_digest: &str,
         manifest_bytes: Vec<u8>,
     ) -> anyhow::Result<ImageManifest> {
         let manifest: ImageManifest =
             serde_json::from_slice(&manifest_bytes).context("parsing the image manifest")?;
         let config_digest = manifest.config().digest().to_string();
-        let children = manifest
+        // Owned (digest, size) pairs: borrowed iterators held across the awaits below make
+        // the pod worker's future fail the Send check (a rustc limitation).
+        let children: Vec<(String, i64)> = manifest
             .layers()
             .iter()
-            .map(|l| l.digest().to_string())
-            .chain([config_digest.clone()]);
-        for digest in children {
+            .chain([manifest.config()])
+            .map(|d| (d.digest().to_string(), d.size() as i64))
+            .collect();
+        for (digest, size) in children {
             if !self.blob_exists(&digest).await? {
-                let data = source.fetch(&digest).await?;
-                self.write_blob(lease, data, HashMap::new()).await?;
+                source.store(self, lease, &digest, size).await?;
             }
         }
         let mut labels = HashMap::from([(

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, Context};
 use base64::Engine;
 use containerd_client::types::Descriptor;
+use futures::{StreamExt, TryStreamExt};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
@@ -104,7 +105,7 @@ impl Registry {
             .map_err(|e| anyhow!(describe(&e)))?;
         let top_media = media_type(&top)?;
         let lease = cd.start_lease().await?;
-        let mut source = RemoteBlobs {
+        let remote = RemoteBlobs {
             client: &self.client,
             reference: &reference,
         };
@@ -128,7 +129,12 @@ impl Registry {
                     (top_digest.clone(), top.to_vec())
                 };
             let manifest = cd
-                .store_manifest(&lease, &mut source, &manifest_digest, manifest_bytes)
+                .store_manifest(
+                    &lease,
+                    &BlobSource::Registry(&remote),
+                    &manifest_digest,
+                    manifest_bytes,
+                )
                 .await?;
             if manifest_digest != top_digest {
                 // Keep the index too (the record points at it, as with containerd's pull); its
@@ -159,20 +165,32 @@ impl Registry {
 }
 
 /// Blobs fetched from the registry the image comes from.
-struct RemoteBlobs<'a> {
+pub(crate) struct RemoteBlobs<'a> {
     client: &'a oci_client::Client,
     reference: &'a Reference,
 }
 
-impl BlobSource for RemoteBlobs<'_> {
-    async fn fetch(&mut self, digest: &str) -> anyhow::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        // pull_blob checks the bytes against the digest before returning them.
-        self.client
-            .pull_blob(self.reference, digest, &mut out)
+impl RemoteBlobs<'_> {
+    pub(crate) async fn store(
+        &self,
+        cd: &Containerd,
+        lease: &str,
+        digest: &str,
+        size: i64,
+    ) -> anyhow::Result<()> {
+        // Streamed from the registry into containerd: a layer is never held whole in memory.
+        // oci-client checks the digest as the last piece arrives; containerd again at commit.
+        let download = self
+            .client
+            .pull_blob_stream(self.reference, digest)
             .await
             .map_err(|e| anyhow!("fetching blob {digest}: {}", describe(&e)))?;
-        Ok(out)
+        let pieces = download
+            .stream
+            .map_ok(|b| b.to_vec())
+            .map_err(|e| e.to_string())
+            .boxed();
+        cd.write_blob_stream(lease, digest, size, pieces).await
     }
 }
 

@@ -10,9 +10,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use serde_json::{json, Value};
 use skiff_agent::registry::oci_client::secrets::RegistryAuth;
 use skiff_agent::registry::oci_client::Reference;
@@ -375,27 +376,45 @@ async fn absent_image_is_pulled_from_the_registry_and_a_missing_tag_is_err_image
 
     // A tag the registry does not have: ErrImagePull with the registry's own error, then
     // ImagePullBackOff while the agent waits to retry.
+    // ErrImagePull may last only until the agent's next pass, so every status the pod goes
+    // through is taken from a watch opened before the pod is created.
     let missing = format!("{host}/busybox:no-such-tag");
+    let watch = WatchParams::default().fields("metadata.name=missing");
+    let mut events = env.pods().watch(&watch, "0").await.unwrap().boxed();
     env.create_pod("missing", echo_spec(&missing, None, "never"))
         .await;
-    let pod = env
-        .wait_status("missing", "ErrImagePull", Duration::from_secs(60), |c| {
-            waiting_reason(c) == Some("ErrImagePull")
-        })
-        .await;
-    let message = waiting_message(first(&pod));
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let reached = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(event) = events.next().await {
+            let WatchEvent::Modified(pod) = event.unwrap() else {
+                continue;
+            };
+            let Some(c) = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|c| c.first())
+            else {
+                continue;
+            };
+            let reason = waiting_reason(c).unwrap_or_default().to_string();
+            seen.push((reason.clone(), waiting_message(c)));
+            if reason == "ImagePullBackOff" {
+                return pod;
+            }
+        }
+        panic!("the watch ended; saw {seen:?}");
+    })
+    .await;
+    let pod = reached.unwrap_or_else(|_| panic!("no ImagePullBackOff in 60 s; saw {seen:?}"));
+    let (_, message) = seen
+        .iter()
+        .find(|(reason, _)| reason == "ErrImagePull")
+        .unwrap_or_else(|| panic!("no ErrImagePull before ImagePullBackOff: {seen:?}"));
     assert!(
         message.contains("MANIFEST_UNKNOWN") && message.contains(&missing),
         "{message}"
     );
-    let pod = env
-        .wait_status(
-            "missing",
-            "ImagePullBackOff",
-            Duration::from_secs(30),
-            |c| waiting_reason(c) == Some("ImagePullBackOff"),
-        )
-        .await;
     assert_eq!(
         pod.status.as_ref().unwrap().phase.as_deref(),
         Some("Pending")
