@@ -41,9 +41,12 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## Benchmarks; figures go to docs/benchmarks.md. The agent benchmark runs the release agent.
 bench: deps
+	$(CARGO) build --workspace --release --bins --locked
 	$(CARGO) bench -p skiff-testkit --bench apiserver
 	$(CARGO) bench -p skiff-testkit --bench scheduler
+	$(CARGO) bench -p skiff-testkit --bench agent
 	$(CARGO) bench -p skiff-testkit --bench proxy
 
 ## Start a local cluster under $(DATA_DIR) and run the demo app. With SKIFF_BIN=DIR, the

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
+use skiff_testkit::bench::{ms, quantiles};
 use skiff_testkit::TestCluster;
 use tokio::sync::Mutex;
 
@@ -26,17 +27,12 @@ struct Stats {
 }
 
 fn stats(mut samples: Vec<Duration>, wall: Duration) -> Stats {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let q = quantiles(&mut samples);
     Stats {
-        p50: pick(0.50),
-        p99: pick(0.99),
+        p50: q.p50,
+        p99: q.p99,
         per_sec: samples.len() as f64 / wall.as_secs_f64(),
     }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
 /// Run `total` operations split over `clients` tasks; each call gets its global index.

@@ -23,6 +23,7 @@ use skiff_scheduler::cache::Cache;
 use skiff_scheduler::framework::PodInfo;
 use skiff_scheduler::rand::rngs::StdRng;
 use skiff_scheduler::rand::SeedableRng;
+use skiff_testkit::bench::{ms, quantiles, Quantiles};
 use skiff_testkit::TestCluster;
 use tokio::sync::{mpsc, Mutex};
 
@@ -35,30 +36,6 @@ const E2E_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
 const START: &str = "<!-- scheduler-bench:start -->";
 const END: &str = "<!-- scheduler-bench:end -->";
-
-struct Quantiles {
-    p50: Duration,
-    p99: Duration,
-}
-
-fn quantiles(samples: &mut [Duration]) -> Quantiles {
-    samples.sort();
-    if samples.is_empty() {
-        return Quantiles {
-            p50: Duration::ZERO,
-            p99: Duration::ZERO,
-        };
-    }
-    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    Quantiles {
-        p50: pick(0.50),
-        p99: pick(0.99),
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
 
 fn us(d: Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1e6)

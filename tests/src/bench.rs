@@ -1,7 +1,34 @@
 //! Pieces the benchmarks share: results go into marked sections of docs/benchmarks.md, and the
 //! process may need more file descriptors than the default soft limit.
 
+use std::time::Duration;
+
 use crate::repo_root;
+
+/// The median and 99th percentile of a set of latencies.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Quantiles {
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+/// [`Quantiles`] of `samples` (sorted in place; nearest rank; zero when empty).
+pub fn quantiles(samples: &mut [Duration]) -> Quantiles {
+    samples.sort();
+    if samples.is_empty() {
+        return Quantiles::default();
+    }
+    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Quantiles {
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+/// Milliseconds with two decimals, as the tables in docs/benchmarks.md show them.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
 
 /// Replace the `<!-- NAME-bench:start -->` … `<!-- NAME-bench:end -->` section of
 /// docs/benchmarks.md with `section` (which carries those markers), or append it.
@@ -47,7 +74,17 @@ pub fn raise_fd_limit() {
 
 #[cfg(test)]
 mod tests {
-    use super::replace_section;
+    use super::*;
+
+    #[test]
+    fn quantiles_pick_the_nearest_rank() {
+        let mut samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
+        let q = quantiles(&mut samples);
+        assert_eq!(q.p50, Duration::from_millis(51));
+        assert_eq!(q.p99, Duration::from_millis(99));
+        assert_eq!(quantiles(&mut []), Quantiles::default());
+        assert_eq!(ms(Duration::from_micros(1500)), "1.50");
+    }
 
     #[test]
     fn sections_are_replaced_in_place_or_appended() {

@@ -74,6 +74,16 @@ pub struct OwnedChild {
 }
 
 impl OwnedChild {
+    /// Take ownership of a child that was just spawned.
+    pub fn new(name: &'static str, child: Child) -> OwnedChild {
+        OwnedChild { name, child }
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
