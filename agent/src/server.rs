@@ -47,6 +47,53 @@ pub struct LogQuery {
     pub previous: Option<bool>,
     pub limit_bytes: Option<usize>,
     pub timestamps: Option<bool>,
+    /// Only lines logged in the last this many seconds (`kubectl logs --since=10s`).
+    pub since_seconds: Option<i64>,
+    /// Only lines logged at or after this RFC 3339 time (`kubectl logs --since-time=...`).
+    pub since_time: Option<String>,
+}
+
+impl LogQuery {
+    /// The earliest log time asked for (`sinceSeconds` counts back from now, as the kubelet
+    /// counts it when the request arrives), or why the request is invalid: the checks
+    /// Kubernetes' PodLogOptions validation makes.
+    pub fn since(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        match (self.since_seconds, self.since_time.as_deref()) {
+            (Some(_), Some(_)) => {
+                Err("at most one of `sinceTime` or `sinceSeconds` may be specified".into())
+            }
+            (Some(s), None) if s < 1 => Err(format!(
+                "sinceSeconds: Invalid value: {s}: must be greater than 0"
+            )),
+            (Some(s), None) => Ok(Some(now - chrono::Duration::seconds(s))),
+            (None, Some(t)) => chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(|e| format!("sinceTime: Invalid value: {t:?}: not an RFC 3339 time: {e}")),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Drop the lines logged before `since` (the kubelet skips exactly those). A line whose
+/// timestamp does not parse is kept: dropping output silently would be worse than showing it.
+fn keep_since(
+    lines: &mut Vec<crate::cri_log::Line<'_>>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) {
+    let Some(since) = since else { return };
+    lines
+        .retain(|l| chrono::DateTime::parse_from_rfc3339(l.timestamp).map_or(true, |t| t >= since));
+}
+
+/// Cut `out` to what is left of a `limitBytes` budget and take it from the budget.
+fn clip(out: &mut Vec<u8>, remaining: &mut Option<usize>) {
+    if let Some(left) = remaining {
+        out.truncate(*left);
+        *left -= out.len();
+    }
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -169,8 +216,22 @@ async fn container_logs(
             format!("{what} \"{container}\" in pod \"{pod}\" has no logs"),
         );
     };
+    let since = match q.since(chrono::Utc::now()) {
+        Ok(since) => since,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
     let cri = is_cri(&file);
     let timestamps = q.timestamps.unwrap_or(false);
+    if since.is_some() && !cri {
+        // As with timestamps: without per-line times, "since" could only be guessed.
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "container \"{container}\" in pod \"{pod}\" was started without the timestamping \
+                 logger (raw log file): sinceSeconds and sinceTime are not available"
+            ),
+        );
+    }
     if timestamps && !cri {
         // Raw logs carry no times; inventing them (e.g. from the file's mtime) would lie.
         return error(
@@ -199,6 +260,9 @@ async fn container_logs(
             lines.extend(crate::cri_log::trailing(&data, consumed));
             offset = data.len();
         }
+        // Before the tail: the lines since a time are a suffix of the file (the logger stamps
+        // them in order), so both orders give the same lines.
+        keep_since(&mut lines, since);
         if let Some(n) = q.tail_lines {
             lines.drain(..lines.len().saturating_sub(n));
         }
@@ -210,13 +274,11 @@ async fn container_logs(
         };
         (data[start..].to_vec(), data.len())
     };
-    if let Some(limit) = q.limit_bytes {
-        // As the kubelet: at most this many bytes from where the output starts (a limited
-        // request is answered without following).
-        first.truncate(limit);
-        return ([("content-type", "text/plain")], first).into_response();
-    }
-    if !follow {
+    // As the kubelet: at most limitBytes bytes from where the output starts, counted across
+    // everything a follow stream sends; the stream ends when they are used up.
+    let mut remaining = q.limit_bytes;
+    clip(&mut first, &mut remaining);
+    if !follow || remaining == Some(0) {
         return ([("content-type", "text/plain")], first).into_response();
     }
     // follow: stream what is there, then what gets appended, until the container stops.
@@ -227,26 +289,33 @@ async fn container_logs(
         file,
         cri,
         timestamps,
+        since,
+        remaining,
     };
     let stream = futures::stream::unfold(state, |mut st| async move {
         if let Some(b) = st.first.take() {
             return Some((Ok::<_, std::io::Error>(b), st));
         }
         loop {
+            if st.remaining == Some(0) {
+                return None;
+            }
             let running = st.shared.logs.is_running(&st.file);
             let chunk = read_from(&st.file, st.offset).await.unwrap_or_default();
-            let out = if st.cri {
+            let mut out = if st.cri {
                 let (mut lines, mut consumed) = crate::cri_log::parse(&chunk);
                 if !running {
                     lines.extend(crate::cri_log::trailing(&chunk, consumed));
                     consumed = chunk.len();
                 }
                 st.offset += consumed as u64;
+                keep_since(&mut lines, st.since);
                 crate::cri_log::render(&lines, st.timestamps)
             } else {
                 st.offset += chunk.len() as u64;
                 chunk
             };
+            clip(&mut out, &mut st.remaining);
             if !out.is_empty() {
                 return Some((Ok(Bytes::from(out)), st));
             }
@@ -268,6 +337,9 @@ struct Follow {
     file: PathBuf,
     cri: bool,
     timestamps: bool,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// What is left of `limitBytes`.
+    remaining: Option<usize>,
 }
 
 async fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
@@ -309,6 +381,70 @@ mod tests {
         assert_eq!(tail(b"a\nb\nc\n", 5), b"a\nb\nc\n");
         assert_eq!(tail(b"a\nb\nc", 1), b"c");
         assert_eq!(tail(b"a\nb\n", 0), b"");
+    }
+
+    #[test]
+    fn since_seconds_and_since_time_as_podlogoptions_validates_them() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:01:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let q = |s: Option<i64>, t: Option<&str>| LogQuery {
+            since_seconds: s,
+            since_time: t.map(str::to_string),
+            ..Default::default()
+        };
+        let at = |t: &str| {
+            Some(
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .unwrap()
+                    .with_timezone(&chrono::Utc),
+            )
+        };
+        assert_eq!(q(None, None).since(now), Ok(None));
+        assert_eq!(q(Some(10), None).since(now), Ok(at("2026-01-01T00:00:50Z")));
+        assert_eq!(
+            q(None, Some("2025-12-31T23:00:00+01:00")).since(now),
+            Ok(at("2025-12-31T22:00:00Z"))
+        );
+        assert!(q(Some(0), None)
+            .since(now)
+            .unwrap_err()
+            .contains("greater than 0"));
+        assert!(q(Some(1), Some("2026-01-01T00:00:00Z"))
+            .since(now)
+            .unwrap_err()
+            .contains("at most one"));
+        assert!(q(None, Some("yesterday"))
+            .since(now)
+            .unwrap_err()
+            .contains("RFC 3339"));
+    }
+
+    #[test]
+    fn since_keeps_lines_at_or_after_it_and_limit_bytes_is_one_budget() {
+        let data = b"2026-01-01T00:00:00.5Z stdout F old\n\
+                     2026-01-01T00:00:01Z stdout F edge\n\
+                     2026-01-01T00:00:02.25Z stderr F new\n";
+        let (mut lines, _) = crate::cri_log::parse(data);
+        let since = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:01Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        keep_since(&mut lines, Some(since));
+        assert_eq!(crate::cri_log::render(&lines, false), b"edge\nnew\n");
+
+        let mut remaining = Some(6);
+        let mut a = b"abcd".to_vec();
+        clip(&mut a, &mut remaining);
+        let mut b = b"efgh".to_vec();
+        clip(&mut b, &mut remaining);
+        assert_eq!(
+            (a.as_slice(), b.as_slice(), remaining),
+            (&b"abcd"[..], &b"ef"[..], Some(0))
+        );
+        let mut unlimited = None;
+        let mut c = b"xyz".to_vec();
+        clip(&mut c, &mut unlimited);
+        assert_eq!(c, b"xyz");
     }
 
     #[test]

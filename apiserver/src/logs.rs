@@ -23,6 +23,7 @@ const FORWARDED: &[&str] = &[
     "timestamps",
     "limitBytes",
     "sinceSeconds",
+    "sinceTime",
 ];
 
 /// The container to read: the one named, or the pod's only container.

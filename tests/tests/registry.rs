@@ -657,5 +657,70 @@ async fn kubectl_logs_tail_and_follow_through_the_apiserver() {
     // From the first line on, every line once and in order.
     let expected: Vec<u32> = (0..seen.len() as u32).collect();
     assert_eq!(seen, expected);
+
+    // --since-time and --since: only the lines logged from then on. Wait (on the log itself)
+    // until the ticker has logged for more than 4 s, so both exclude some lines.
+    let stamped = wait_for(
+        "the ticker logging for over 4 s",
+        Duration::from_secs(30),
+        || async {
+            let lines =
+                parse_stamped(&kubectl(&env.cluster, &["logs", "ticker", "--timestamps"]).await);
+            let span = lines.last()?.0.duration_since(lines.first()?.0);
+            (span > SignedDuration::from_secs(4)).then_some(lines)
+        },
+    )
+    .await;
+    // kubectl sends whole seconds: the first second boundary after the first line.
+    let since = Timestamp::from_second(stamped[0].0.as_second() + 1).unwrap();
+    let from = stamped.iter().position(|(at, _)| *at >= since).unwrap();
+    assert!(from > 0);
+    let arg = format!("--since-time={since}");
+    let got =
+        parse_stamped(&kubectl(&env.cluster, &["logs", "ticker", "--timestamps", &arg]).await);
+    // The ticker goes on writing: what came back starts with the same lines.
+    assert!(got.len() >= stamped.len() - from, "{got:?}");
+    assert_eq!(got[..stamped.len() - from], stamped[from..]);
+
+    let asked = Timestamp::now();
+    let got = parse_stamped(
+        &kubectl(
+            &env.cluster,
+            &["logs", "ticker", "--timestamps", "--since=2s"],
+        )
+        .await,
+    );
+    let earliest = asked.checked_sub(SignedDuration::from_secs(2)).unwrap();
+    assert!(!got.is_empty());
+    assert!(got.iter().all(|(at, _)| *at >= earliest), "{got:?}");
+    assert!(got[0].0 > stamped[0].0, "{got:?}");
+
+    // --limit-bytes with -f: following goes past what is logged now and ends by itself once
+    // that many bytes were sent.
+    let logged = kubectl(&env.cluster, &["logs", "ticker"]).await;
+    let limit = logged.len() + 30;
+    let arg = format!("--limit-bytes={limit}");
+    let followed = tokio::time::timeout(
+        Duration::from_secs(30),
+        kubectl(&env.cluster, &["logs", "-f", "ticker", &arg]),
+    )
+    .await
+    .expect("kubectl logs -f --limit-bytes ends once the limit is reached");
+    assert_eq!(followed.len(), limit);
+    let now = kubectl(&env.cluster, &["logs", "ticker"]).await;
+    assert_eq!(followed, now[..limit]);
     env.stop().await;
+}
+
+/// `kubectl logs --timestamps` output: each line's time and text.
+fn parse_stamped(out: &str) -> Vec<(Timestamp, String)> {
+    out.lines()
+        .map(|line| {
+            let (at, text) = line.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+            let at = at
+                .parse()
+                .unwrap_or_else(|e| panic!("{at:?} is not RFC 3339: {e}"));
+            (at, text.to_string())
+        })
+        .collect()
 }
