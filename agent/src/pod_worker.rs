@@ -476,14 +476,21 @@ impl Worker {
         };
         if let Some(err) = self.errors.get(&c.name) {
             if tokio::time::Instant::now() < err.retry_at {
-                let reason = if err.reason == "ErrImagePull" {
-                    "ImagePullBackOff"
+                view.state = if err.reason == "ErrImagePull" {
+                    // The kubelet's wording (1.32 on): the back-off, then the error that
+                    // caused it, so the reason stays in the status while no pull runs.
+                    State::Waiting {
+                        reason: "ImagePullBackOff".into(),
+                        message: format!(
+                            "Back-off pulling image \"{}\": ErrImagePull: {}",
+                            view.image, err.message
+                        ),
+                    }
                 } else {
-                    err.reason
-                };
-                view.state = State::Waiting {
-                    reason: reason.into(),
-                    message: err.message.clone(),
+                    State::Waiting {
+                        reason: err.reason.into(),
+                        message: err.message.clone(),
+                    }
                 };
                 return view;
             }

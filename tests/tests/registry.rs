@@ -278,6 +278,55 @@ impl Env {
         .await
     }
 
+    /// Create pod `name` and follow it, through a watch opened before it is created (the
+    /// ErrImagePull status may last a single pass of the agent), until ImagePullBackOff. Returns
+    /// the pod then and the message of the ErrImagePull it went through, after checking that
+    /// the ImagePullBackOff message is the kubelet's: `Back-off pulling image "IMAGE":
+    /// ErrImagePull: <that message>`.
+    async fn until_pull_back_off(&self, name: &str, spec: Value) -> (Pod, String) {
+        let image = spec["containers"][0]["image"].as_str().unwrap().to_string();
+        let watch = WatchParams::default().fields(&format!("metadata.name={name}"));
+        let mut events = self.pods().watch(&watch, "0").await.unwrap().boxed();
+        self.create_pod(name, spec).await;
+        let mut seen: Vec<(String, String)> = Vec::new();
+        let reached = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(event) = events.next().await {
+                let WatchEvent::Modified(pod) = event.unwrap() else {
+                    continue;
+                };
+                let Some(c) = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .and_then(|c| c.first())
+                else {
+                    continue;
+                };
+                let reason = waiting_reason(c).unwrap_or_default().to_string();
+                seen.push((reason.clone(), waiting_message(c)));
+                if reason == "ImagePullBackOff" {
+                    return pod;
+                }
+            }
+            panic!("the watch ended; saw {seen:?}");
+        })
+        .await;
+        let pod = reached.unwrap_or_else(|_| panic!("no ImagePullBackOff in 60 s; saw {seen:?}"));
+        let (_, message) = seen
+            .iter()
+            .find(|(reason, _)| reason == "ErrImagePull")
+            .unwrap_or_else(|| panic!("no ErrImagePull before ImagePullBackOff: {seen:?}"));
+        assert_eq!(
+            waiting_message(first(&pod)),
+            format!("Back-off pulling image \"{image}\": ErrImagePull: {message}")
+        );
+        assert_eq!(
+            pod.status.as_ref().unwrap().phase.as_deref(),
+            Some("Pending")
+        );
+        (pod, message.clone())
+    }
+
     async fn stop(mut self) {
         if let Some(a) = self.agent.take() {
             a.stop().await;
@@ -375,49 +424,14 @@ async fn absent_image_is_pulled_from_the_registry_and_a_missing_tag_is_err_image
     assert_eq!(resolved.id, pushed);
 
     // A tag the registry does not have: ErrImagePull with the registry's own error, then
-    // ImagePullBackOff while the agent waits to retry.
-    // ErrImagePull may last only until the agent's next pass, so every status the pod goes
-    // through is taken from a watch opened before the pod is created.
+    // ImagePullBackOff (in the Pending phase) while the agent waits to retry.
     let missing = format!("{host}/busybox:no-such-tag");
-    let watch = WatchParams::default().fields("metadata.name=missing");
-    let mut events = env.pods().watch(&watch, "0").await.unwrap().boxed();
-    env.create_pod("missing", echo_spec(&missing, None, "never"))
+    let (_, message) = env
+        .until_pull_back_off("missing", echo_spec(&missing, None, "never"))
         .await;
-    let mut seen: Vec<(String, String)> = Vec::new();
-    let reached = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(event) = events.next().await {
-            let WatchEvent::Modified(pod) = event.unwrap() else {
-                continue;
-            };
-            let Some(c) = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .and_then(|c| c.first())
-            else {
-                continue;
-            };
-            let reason = waiting_reason(c).unwrap_or_default().to_string();
-            seen.push((reason.clone(), waiting_message(c)));
-            if reason == "ImagePullBackOff" {
-                return pod;
-            }
-        }
-        panic!("the watch ended; saw {seen:?}");
-    })
-    .await;
-    let pod = reached.unwrap_or_else(|_| panic!("no ImagePullBackOff in 60 s; saw {seen:?}"));
-    let (_, message) = seen
-        .iter()
-        .find(|(reason, _)| reason == "ErrImagePull")
-        .unwrap_or_else(|| panic!("no ErrImagePull before ImagePullBackOff: {seen:?}"));
     assert!(
         message.contains("MANIFEST_UNKNOWN") && message.contains(&missing),
         "{message}"
-    );
-    assert_eq!(
-        pod.status.as_ref().unwrap().phase.as_deref(),
-        Some("Pending")
     );
     assert!(cd.image_target(&missing).await.unwrap().is_none());
     env.stop().await;
