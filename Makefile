@@ -7,9 +7,9 @@ CARGO ?= cargo
 # Debian packages skiff uses: etcd (store), protoc and its well-known .proto files (etcd-client's
 # build), containerd + runc
 # (agent), CNI plugins, busybox-static (test and demo image), iptables (service proxy), and an
-# OCI registry for pull tests.
+# OCI registry, htpasswd (apache2-utils) and openssl for the pull tests (auth, HTTPS).
 DEB_PACKAGES := etcd-server etcd-client protobuf-compiler libprotobuf-dev containerd runc \
-	containernetworking-plugins busybox-static iptables docker-registry
+	containernetworking-plugins busybox-static iptables docker-registry apache2-utils openssl
 
 .PHONY: deps build release test lint bench up down root status clean
 

@@ -65,6 +65,9 @@ pub struct Config {
     pub cluster_domain: String,
     /// Registries (`HOST:PORT` as in image references) pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Per-registry CA certificates, `DIR/<HOST:PORT>/*.crt` (docker's and containerd's certs.d
+    /// layout); `None`: only the system's roots.
+    pub registry_certs_dir: Option<PathBuf>,
     /// The agent binary, run by the shim as each container's logger (`log-writer`) so log
     /// lines carry timestamps; `None`: the shim writes raw logs itself (no timestamps).
     pub log_writer: Option<PathBuf>,
@@ -88,6 +91,7 @@ impl Config {
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
             insecure_registries: Vec::new(),
+            registry_certs_dir: Some(registry::DEFAULT_CERTS_DIR.into()),
             log_writer: None,
         }
     }
@@ -134,7 +138,10 @@ pub async fn run(
         bridge: config.cni_bridge.clone(),
         state_dir: config.root_dir.join("network"),
     });
-    let registry = registry::Registry::new(&config.insecure_registries);
+    let registry = registry::Registry::new(
+        &config.insecure_registries,
+        config.registry_certs_dir.clone(),
+    );
     let shared = Arc::new(Shared {
         client,
         containerd,

@@ -75,6 +75,11 @@ struct Args {
     /// instead of HTTPS; repeat the flag or separate with commas.
     #[arg(long, value_delimiter = ',')]
     insecure_registry: Vec<String>,
+    /// Directory of per-registry CA certificates for HTTPS pulls: DIR/HOST:PORT/*.crt (the layout
+    /// of docker's and containerd's certs.d), trusted besides the system's roots for that
+    /// registry only. Read on every pull, so a CA added while the agent runs needs no restart.
+    #[arg(long, default_value = skiff_agent::registry::DEFAULT_CERTS_DIR)]
+    registry_certs_dir: std::path::PathBuf,
     /// Logging binary containerd's shim runs per container to timestamp its output (this
     /// binary's `log-writer` subcommand by default; it must exist at this path for the shim,
     /// e.g. inside a kind node); `none`: the shim writes raw logs, without timestamps.
@@ -173,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
     config.cluster_dns = args.cluster_dns.or(args.dns_listen.map(|a| a.ip()));
     config.cluster_domain = args.cluster_domain.clone();
     config.insecure_registries = args.insecure_registry.clone();
+    config.registry_certs_dir = Some(args.registry_certs_dir.clone());
     config.log_writer = match args.log_writer.as_deref() {
         Some("none") => None,
         Some(path) => Some(path.into()),

@@ -10,15 +10,26 @@
 //! Registries are reached over HTTPS unless listed with `--insecure-registry`, anonymously or
 //! with the credentials of the pod's `imagePullSecrets` (Basic, which `oci-client` turns into a
 //! bearer token when the registry asks for one, or a bearer token given directly).
+//!
+//! HTTPS trusts the system's roots plus, per registry, the CA certificates in
+//! `<certs dir>/<host:port>/*.crt` (`--registry-certs-dir`, default `/etc/skiff/certs.d`): the
+//! layout of docker's `/etc/docker/certs.d` and of containerd's `certs.d` without a
+//! `hosts.toml`, so a CA an operator already placed for those works here too. A CA given for one
+//! registry is trusted for that registry only.
+//!
+//! Every pull (and every digest check) gets a client of its own: `oci-client` keeps the first
+//! credentials it is given per registry for the client's lifetime, so a shared client would pull
+//! for one pod with another pod's imagePullSecret (or stay anonymous after an anonymous pull).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context};
 use base64::Engine;
 use containerd_client::types::Descriptor;
 use futures::{StreamExt, TryStreamExt};
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
@@ -36,9 +47,14 @@ pub use oci_client;
 /// Manifest media types the agent can run (and so asks registries for).
 const ACCEPTED: &[&str] = &[MEDIA_MANIFEST, DOCKER_MANIFEST, MEDIA_INDEX, DOCKER_LIST];
 
-/// A registry client shared by all pod workers.
+/// Where the agent looks for registry CA certificates unless told otherwise.
+pub const DEFAULT_CERTS_DIR: &str = "/etc/skiff/certs.d";
+
+/// Registry access shared by all pod workers: which registries are plain HTTP, where their CA
+/// certificates are, and one pull at a time per image.
 pub struct Registry {
-    client: oci_client::Client,
+    insecure: Vec<String>,
+    certs_dir: Option<PathBuf>,
     /// One lock per image name, so two pods starting with the same image pull it once (and
     /// do not race on the same content-store ingest refs).
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -46,40 +62,73 @@ pub struct Registry {
 
 impl Registry {
     /// `insecure` registries (`HOST:PORT`, as written in image references) are spoken to over
-    /// plain HTTP; every other one over HTTPS with the system's roots.
-    pub fn new(insecure: &[String]) -> Registry {
+    /// plain HTTP; every other one over HTTPS with the system's roots and the CA certificates
+    /// in `certs_dir/<HOST:PORT>/*.crt` (`None`: system roots only).
+    pub fn new(insecure: &[String], certs_dir: Option<PathBuf>) -> Registry {
         // reqwest is built without a crypto provider of its own (see Cargo.toml): use ring, as
         // the kube client does. Installing fails only when one is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let protocol = if insecure.is_empty() {
-            ClientProtocol::Https
-        } else {
-            ClientProtocol::HttpsExcept(insecure.to_vec())
-        };
-        let config = ClientConfig {
-            protocol,
-            connect_timeout: Some(std::time::Duration::from_secs(10)),
-            read_timeout: Some(std::time::Duration::from_secs(60)),
-            ..Default::default()
-        };
         Registry {
-            client: oci_client::Client::new(config),
+            insecure: insecure.to_vec(),
+            certs_dir,
             locks: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The underlying client (tests push images with it).
-    pub fn client(&self) -> &oci_client::Client {
-        &self.client
+    /// A new client for operations on `registry` (`HOST[:PORT]` as in image references): plain
+    /// HTTP when it is listed as insecure, else HTTPS trusting its CA certificates from the
+    /// certs dir, read now so a CA placed while the agent runs is used from the next pull on.
+    /// The tests push images with it.
+    pub fn client_for(&self, registry: &str) -> anyhow::Result<oci_client::Client> {
+        let protocol = if self.insecure.is_empty() {
+            ClientProtocol::Https
+        } else {
+            ClientProtocol::HttpsExcept(self.insecure.clone())
+        };
+        let roots = match &self.certs_dir {
+            Some(dir) => ca_certificates(&dir.join(registry))?,
+            None => Vec::new(),
+        };
+        let config = ClientConfig {
+            protocol,
+            extra_root_certificates: roots,
+            connect_timeout: Some(std::time::Duration::from_secs(10)),
+            read_timeout: Some(std::time::Duration::from_secs(60)),
+            ..Default::default()
+        };
+        // Not `Client::new`: on a bad certificate it falls back to a default client silently.
+        oci_client::Client::try_from(config)
+            .map_err(|e| anyhow!("setting up the client for {registry}: {}", describe(&e)))
+    }
+
+    /// A client for the registry of `reference`.
+    fn client_of(&self, reference: &Reference) -> anyhow::Result<oci_client::Client> {
+        self.client_for(reference.registry())
+    }
+
+    /// The error of a failed request to `reference`'s registry, as the registry (or the TLS
+    /// handshake) put it; an untrusted certificate also says where its CA would be trusted.
+    fn request_error(&self, reference: &Reference, e: &OciDistributionError) -> anyhow::Error {
+        let text = describe(e);
+        let tls = text.contains("certificate") || text.contains("UnknownIssuer");
+        match &self.certs_dir {
+            Some(dir) if tls && !self.insecure.iter().any(|h| h == reference.registry()) => {
+                anyhow!(
+                    "{text} (to trust the registry's CA, put it in {}/ca.crt)",
+                    dir.join(reference.registry()).display()
+                )
+            }
+            _ => anyhow!(text),
+        }
     }
 
     /// The digest of the manifest (or index) `image` names at its registry now.
     pub async fn remote_digest(&self, image: &str, auth: &RegistryAuth) -> anyhow::Result<String> {
         let reference = parse(image)?;
-        self.client
+        self.client_of(&reference)?
             .fetch_manifest_digest(&reference, auth)
             .await
-            .map_err(|e| anyhow!(describe(&e)))
+            .map_err(|e| self.request_error(&reference, &e))
     }
 
     /// Pull `image` into containerd: blobs the content store lacks, the image record, and the
@@ -98,15 +147,15 @@ impl Registry {
         };
         let _pulling = lock.lock().await;
 
-        let (top, top_digest) = self
-            .client
+        let client = self.client_of(&reference)?;
+        let (top, top_digest) = client
             .pull_manifest_raw(&reference, auth, ACCEPTED)
             .await
-            .map_err(|e| anyhow!(describe(&e)))?;
+            .map_err(|e| self.request_error(&reference, &e))?;
         let top_media = media_type(&top)?;
         let lease = cd.start_lease().await?;
         let remote = RemoteBlobs {
-            client: &self.client,
+            client: &client,
             reference: &reference,
         };
         let result = async {
@@ -115,15 +164,14 @@ impl Registry {
                     let index: ImageIndex =
                         serde_json::from_slice(&top).context("parsing the image index")?;
                     let chosen = choose_platform(&index)?.digest().to_string();
-                    let (bytes, digest) = self
-                        .client
+                    let (bytes, digest) = client
                         .pull_manifest_raw(
                             &reference.clone_with_digest(chosen.clone()),
                             auth,
                             ACCEPTED,
                         )
                         .await
-                        .map_err(|e| anyhow!(describe(&e)))?;
+                        .map_err(|e| self.request_error(&reference, &e))?;
                     (digest, bytes.to_vec())
                 } else {
                     (top_digest.clone(), top.to_vec())
@@ -194,6 +242,32 @@ impl RemoteBlobs<'_> {
     }
 }
 
+/// The CA certificates (`*.crt`, PEM) in a registry's certs directory, in name order; none when
+/// the directory does not exist.
+fn ca_certificates(dir: &Path) -> anyhow::Result<Vec<Certificate>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let data = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+            Ok(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            })
+        })
+        .collect()
+}
+
 fn parse(image: &str) -> anyhow::Result<Reference> {
     image
         .parse()
@@ -235,6 +309,10 @@ pub fn describe(e: &OciDistributionError) -> String {
         }
         OciDistributionError::ServerError { code, url, message } => {
             format!("{url}: HTTP {code}: {}", message.trim())
+        }
+        // oci-client keeps only the status of a 401, not the registry's error body.
+        OciDistributionError::UnauthorizedError { url } => {
+            format!("unexpected status from {url}: 401 Unauthorized")
         }
         other => {
             let mut text = other.to_string();

@@ -1,6 +1,8 @@
-//! The agent's image pulls, pull policies, OOM reporting and `kubectl logs`, against a real
-//! containerd, a real apiserver + etcd and Debian's `docker-registry` on 127.0.0.1 (each started
-//! here in its own temp dir and stopped by PID). Requires root (containerd, runc, overlayfs).
+//! The agent's image pulls (anonymous, with imagePullSecrets against htpasswd auth, over HTTPS
+//! with a CA from the certs dir), pull policies, OOM reporting and `kubectl logs`, against a
+//! real containerd, a real apiserver + etcd and Debian's `docker-registry` on 127.0.0.1 (each
+//! started here in its own temp dir and stopped by PID). Requires root (containerd, runc,
+//! overlayfs).
 //!
 //! Images are the busybox OCI layout the harness builds, pushed to the registry with
 //! `oci-client` (re-exported by the agent) exactly as they are in the layout, so the digests the
@@ -11,8 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod, Secret};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use serde_json::{json, Value};
 use skiff_agent::registry::oci_client::secrets::RegistryAuth;
@@ -23,28 +28,66 @@ use skiff_testkit::{free_port, wait_for, TestCluster};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Debian's `docker-registry` serving plain HTTP on 127.0.0.1 from a temp dir; killed by PID
-/// and reaped on drop.
+/// How the test registry is reached.
+#[derive(Clone, Copy)]
+enum Access {
+    /// Plain HTTP, anonymous.
+    Plain,
+    /// Plain HTTP with Basic auth checked against an htpasswd file (bcrypt, made by Debian's
+    /// `htpasswd -B`) holding this user and password.
+    Htpasswd(&'static str, &'static str),
+    /// HTTPS with a certificate for 127.0.0.1 signed by a throwaway CA (made with the openssl
+    /// CLI), anonymous.
+    Tls,
+}
+
+/// Debian's `docker-registry` on 127.0.0.1 serving from a temp dir; killed by PID and reaped on
+/// drop.
 struct DockerRegistry {
     child: Child,
     dir: TempDir,
     port: u16,
+    access: Access,
 }
 
 impl DockerRegistry {
-    async fn start() -> DockerRegistry {
+    async fn start(access: Access) -> DockerRegistry {
         let dir = tempfile::Builder::new()
             .prefix("skiff-registry-")
             .tempdir()
             .unwrap();
         let port = free_port();
-        let config = format!(
+        let mut config = format!(
             "version: 0.1\n\
              log:\n  level: info\n\
              storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n\
              http:\n  addr: 127.0.0.1:{port}\n",
             root = dir.path().join("storage").display(),
         );
+        match access {
+            Access::Plain => {}
+            Access::Htpasswd(user, password) => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .expect("running htpasswd (Debian package apache2-utils)");
+                assert!(out.status.success(), "htpasswd: {out:?}");
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, &out.stdout).unwrap();
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: skiff-test\n    path: {}\n",
+                    file.display()
+                ));
+            }
+            Access::Tls => {
+                make_certificates(dir.path());
+                config.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    dir.path().join("server.crt").display(),
+                    dir.path().join("server.key").display()
+                ));
+            }
+        }
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new("/usr/bin/docker-registry")
@@ -55,14 +98,29 @@ impl DockerRegistry {
             .stderr(log)
             .spawn()
             .expect("starting docker-registry (Debian package docker-registry)");
-        let mut registry = DockerRegistry { child, dir, port };
+        let mut registry = DockerRegistry {
+            child,
+            dir,
+            port,
+            access,
+        };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = registry.child.try_wait() {
                 panic!("docker-registry exited ({status}): {}", registry.log());
             }
-            let answered = skiff_testkit::containerd::http_get_at("127.0.0.1", port, "/v2/").await;
-            if matches!(answered, Some((200, _))) {
+            // Plain HTTP must answer /v2/ (200, or 401 asking for credentials); over TLS an
+            // accepted connection means it serves (Go listens and serves in one step).
+            let up = match access {
+                Access::Tls => tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok(),
+                _ => matches!(
+                    skiff_testkit::containerd::http_get_at("127.0.0.1", port, "/v2/").await,
+                    Some((200 | 401, _))
+                ),
+            };
+            if up {
                 return registry;
             }
             assert!(
@@ -76,6 +134,37 @@ impl DockerRegistry {
 
     fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    fn tls(&self) -> bool {
+        matches!(self.access, Access::Tls)
+    }
+
+    /// The PEM of the CA that signed the registry's certificate (TLS only).
+    fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("ca.crt")).expect("a TLS registry has a CA")
+    }
+
+    /// A client that may push: the agent's registry client, over plain HTTP or trusting the
+    /// registry's CA, with the registry's credentials stored for it.
+    async fn pusher(&self) -> skiff_agent::registry::oci_client::Client {
+        let (insecure, certs) = if self.tls() {
+            let certs = self.dir.path().join("pusher-certs");
+            std::fs::create_dir_all(certs.join(self.host())).unwrap();
+            std::fs::write(certs.join(self.host()).join("ca.crt"), self.ca_pem()).unwrap();
+            (Vec::new(), Some(certs))
+        } else {
+            (vec![self.host()], None)
+        };
+        let client = Registry::new(&insecure, certs)
+            .client_for(&self.host())
+            .unwrap();
+        let auth = match self.access {
+            Access::Htpasswd(user, password) => RegistryAuth::Basic(user.into(), password.into()),
+            _ => RegistryAuth::Anonymous,
+        };
+        client.store_auth_if_needed(&self.host(), &auth).await;
+        client
     }
 
     fn log(&self) -> String {
@@ -92,10 +181,87 @@ impl Drop for DockerRegistry {
     }
 }
 
-/// Push the busybox image to `reference` as it is in the layout (so the manifest digest is the
-/// layout's), or with `label` added to its config (another image, another digest). Returns the
-/// manifest digest pushed.
-async fn push_busybox(layout: &Path, reference: &str, label: Option<&str>) -> String {
+/// A throwaway CA (`ca.crt`, `ca.key`) and a certificate for 127.0.0.1 it signed
+/// (`server.crt`, `server.key`) in `dir`, made with the openssl CLI: P-256 keys, a day valid.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("running openssl (Debian package openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=skiff test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "2",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ]);
+}
+
+/// Push the busybox image to `reference` at `registry` as it is in the layout (so the manifest
+/// digest is the layout's), or with `label` added to its config (another image, another
+/// digest). Returns the manifest digest pushed.
+async fn push_busybox(
+    registry: &DockerRegistry,
+    layout: &Path,
+    reference: &str,
+    label: Option<&str>,
+) -> String {
     let (index, blobs) = skiff_agent::image::read_layout_tar(layout).unwrap();
     let manifest_digest = index.manifests()[0].digest().to_string();
     let mut manifest: Value = serde_json::from_slice(&blobs[&manifest_digest]).unwrap();
@@ -113,12 +279,7 @@ async fn push_busybox(layout: &Path, reference: &str, label: Option<&str>) -> St
         blobs[&manifest_digest].clone()
     };
     let target: Reference = reference.parse().unwrap();
-    // The agent's registry client, speaking plain HTTP to the test registry.
-    let registry = Registry::new(&[target.registry().to_string()]);
-    let client = registry.client();
-    client
-        .store_auth_if_needed(target.resolve_registry(), &RegistryAuth::Anonymous)
-        .await;
+    let client = registry.pusher().await;
     for layer in manifest["layers"].as_array().unwrap() {
         let digest = layer["digest"].as_str().unwrap();
         client
@@ -145,32 +306,61 @@ async fn push_busybox(layout: &Path, reference: &str, label: Option<&str>) -> St
     skiff_agent::image::sha256_digest(&manifest_bytes)
 }
 
-/// A cluster, a containerd (without any image), optionally a registry, and an agent that may
-/// pull from the registry over plain HTTP.
+/// A cluster, a containerd (without any image), optionally a registry, and an agent that pulls
+/// from the registry over plain HTTP, or over HTTPS when it serves TLS (trusting the CAs in
+/// `certs_dir`, empty at first).
+///
+/// When a test fails, the fields' drops tear it down, in this order: the agent is aborted,
+/// containerd removes the containers and exits, the pod network goes, then the rest.
 struct Env {
-    cluster: TestCluster,
-    containerd: ContainerdProc,
-    registry: Option<DockerRegistry>,
     agent: Option<AgentRun>,
-    node: String,
+    containerd: ContainerdProc,
+    net: NetGuard,
     root: TempDir,
-    net: TestNet,
+    cluster: TestCluster,
+    registry: Option<DockerRegistry>,
+    node: String,
     /// The busybox OCI layout tarball.
     layout: std::path::PathBuf,
+    /// The agent's `--registry-certs-dir`.
+    certs_dir: std::path::PathBuf,
+}
+
+/// The test's pod network (sandboxes, bridge, FORWARD rules), removed on drop unless
+/// [`NetGuard::cleanup`] removed it already, so a failed test leaves none behind.
+struct NetGuard {
+    net: TestNet,
+    root: std::path::PathBuf,
+    done: bool,
+}
+
+impl NetGuard {
+    async fn cleanup(&mut self) {
+        self.net.cleanup(&self.root).await;
+        self.done = true;
+    }
+}
+
+impl Drop for NetGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            let (net, root) = (self.net.clone(), self.root.clone());
+            skiff_testkit::block_on_side(async move { net.cleanup(&root).await });
+        }
+    }
 }
 
 impl Env {
     /// `net_index` (unique per test in this file) picks the test's bridge and subnet;
     /// `log_writer`: containers log through the skiff-agent binary's timestamping logger, as
     /// with the real agent (the binary must be built: `make test` builds it first).
-    async fn start(node: &str, net_index: u8, with_registry: bool, log_writer: bool) -> Env {
+    async fn start(node: &str, net_index: u8, registry: Option<Access>, log_writer: bool) -> Env {
         let net = TestNet::new(net_index);
         let cluster = TestCluster::start().await.unwrap();
         let containerd = ContainerdProc::start().await;
-        let registry = if with_registry {
-            Some(DockerRegistry::start().await)
-        } else {
-            None
+        let registry = match registry {
+            Some(access) => Some(DockerRegistry::start(access).await),
+            None => None,
         };
         let root = tempfile::Builder::new()
             .prefix("skiff-agent-")
@@ -189,7 +379,13 @@ impl Env {
         // On every address, so the apiserver's pods/log proxy reaches it at the node's
         // InternalIP (port 0: any free one, advertised in the Node status).
         config.bind_address = std::net::Ipv4Addr::UNSPECIFIED.into();
-        config.insecure_registries = registry.iter().map(DockerRegistry::host).collect();
+        config.insecure_registries = registry
+            .iter()
+            .filter(|r| !r.tls())
+            .map(DockerRegistry::host)
+            .collect();
+        let certs_dir = root.path().join("certs.d");
+        config.registry_certs_dir = Some(certs_dir.clone());
         if log_writer {
             config.log_writer = Some(agent_binary());
         }
@@ -200,9 +396,14 @@ impl Env {
             registry,
             agent: Some(agent),
             node: node.to_string(),
+            net: NetGuard {
+                net,
+                root: root.path().to_path_buf(),
+                done: false,
+            },
             root,
-            net,
             layout,
+            certs_dir,
         };
         let nodes = Api::<Node>::all(env.cluster.client());
         wait_for("node Ready", Duration::from_secs(30), || {
@@ -221,11 +422,17 @@ impl Env {
         env
     }
 
+    fn registry(&self) -> &DockerRegistry {
+        self.registry.as_ref().expect("started with a registry")
+    }
+
     fn registry_host(&self) -> String {
-        self.registry
-            .as_ref()
-            .expect("started with a registry")
-            .host()
+        self.registry().host()
+    }
+
+    /// Push busybox to `reference` at the registry (see [`push_busybox`]).
+    async fn push(&self, reference: &str, label: Option<&str>) -> String {
+        push_busybox(self.registry(), &self.layout, reference, label).await
     }
 
     /// Import the busybox layout into the agent's containerd namespace under `name`.
@@ -332,10 +539,8 @@ impl Env {
             a.stop().await;
         }
         self.containerd.stop().await;
-        self.net.cleanup(self.root.path()).await;
+        self.net.cleanup().await;
         self.cluster.stop().await;
-        drop(self.registry.take());
-        drop(self.root);
     }
 }
 
@@ -399,10 +604,10 @@ async fn absent_image_is_pulled_from_the_registry_and_a_missing_tag_is_err_image
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("registry-node-a", 1, true, false).await;
+    let env = Env::start("registry-node-a", 1, Some(Access::Plain), false).await;
     let host = env.registry_host();
     let image = format!("{host}/busybox:v1");
-    let pushed = push_busybox(&env.layout, &image, None).await;
+    let pushed = env.push(&image, None).await;
     let cd = env.containerd.client().await;
     assert!(cd.image_target(&image).await.unwrap().is_none());
 
@@ -443,10 +648,10 @@ async fn pull_policies_always_if_not_present_and_never() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("registry-node-b", 2, true, false).await;
+    let env = Env::start("registry-node-b", 2, Some(Access::Plain), false).await;
     let host = env.registry_host();
     let image = format!("{host}/busybox:moving");
-    let first_digest = push_busybox(&env.layout, &image, None).await;
+    let first_digest = env.push(&image, None).await;
     let cd = env.containerd.client().await;
 
     env.create_pod("always-1", echo_spec(&image, Some("Always"), "one"))
@@ -457,7 +662,7 @@ async fn pull_policies_always_if_not_present_and_never() {
     assert_eq!(first(&pod).image_id, first_digest);
 
     // The tag moves to another image at the registry.
-    let second_digest = push_busybox(&env.layout, &image, Some("two")).await;
+    let second_digest = env.push(&image, Some("two")).await;
     assert_ne!(first_digest, second_digest);
 
     // IfNotPresent: the node has the tag, so the registry is not asked.
@@ -504,7 +709,7 @@ async fn pull_policies_always_if_not_present_and_never() {
     )
     .await;
     let absent = format!("{host}/busybox:absent");
-    push_busybox(&env.layout, &absent, None).await;
+    env.push(&absent, None).await;
     env.create_pod("never-absent", echo_spec(&absent, Some("Never"), "five"))
         .await;
     let pod = env
@@ -524,13 +729,132 @@ async fn pull_policies_always_if_not_present_and_never() {
     env.stop().await;
 }
 
+/// Create a `kubernetes.io/dockerconfigjson` Secret with these credentials for `registry`.
+async fn pull_secret(env: &Env, name: &str, registry: &str, user: &str, password: &str) {
+    let config = json!({"auths": {registry: {"username": user, "password": password}}});
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        data: Some(BTreeMap::from([(
+            ".dockerconfigjson".to_string(),
+            ByteString(serde_json::to_vec(&config).unwrap()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(env.cluster.client(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+/// `echo_spec` with the pod's imagePullSecrets.
+fn with_pull_secret(mut spec: Value, secret: &str) -> Value {
+    spec["imagePullSecrets"] = json!([{ "name": secret }]);
+    spec
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_registry_pulls_only_with_the_pods_own_pull_secret() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd");
+        return;
+    }
+    let access = Access::Htpasswd("alice", "s3cret");
+    let env = Env::start("registry-node-e", 5, Some(access), false).await;
+    let host = env.registry_host();
+    // The registry really asks for credentials.
+    let (code, _) =
+        skiff_testkit::containerd::http_get_at("127.0.0.1", env.registry().port, "/v2/")
+            .await
+            .unwrap();
+    assert_eq!(code, 401);
+    let image = format!("{host}/private/busybox:v1");
+    let pushed = env.push(&image, None).await;
+    pull_secret(&env, "regcred", &host, "alice", "s3cret").await;
+    pull_secret(&env, "wrongcred", &host, "alice", "guess").await;
+
+    env.create_pod(
+        "with-secret",
+        with_pull_secret(echo_spec(&image, None, "authenticated"), "regcred"),
+    )
+    .await;
+    let pod = env
+        .wait_status(
+            "with-secret",
+            "exited 0",
+            Duration::from_secs(90),
+            finished_ok,
+        )
+        .await;
+    assert_eq!(first(&pod).image_id, pushed);
+
+    // Another image, absent on the node, so it must be pulled. Without a secret, and with a
+    // wrong password, the registry's 401 is in the ErrImagePull message: the credentials of the
+    // pull just done are not reused for other pods.
+    let other = format!("{host}/private/busybox:v2");
+    env.push(&other, Some("v2")).await;
+    let (_, message) = env
+        .until_pull_back_off("no-secret", echo_spec(&other, None, "never"))
+        .await;
+    assert!(
+        message.contains("401 Unauthorized") && message.contains(&other),
+        "{message}"
+    );
+    let (_, message) = env
+        .until_pull_back_off(
+            "wrong-secret",
+            with_pull_secret(echo_spec(&other, None, "never"), "wrongcred"),
+        )
+        .await;
+    assert!(message.contains("401 Unauthorized"), "{message}");
+    let cd = env.containerd.client().await;
+    assert!(cd.image_target(&other).await.unwrap().is_none());
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_registry_is_trusted_through_its_ca_in_the_certs_dir() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd");
+        return;
+    }
+    let env = Env::start("registry-node-f", 6, Some(Access::Tls), false).await;
+    let host = env.registry_host();
+    let image = format!("{host}/busybox:tls");
+    let pushed = env.push(&image, None).await;
+
+    // The agent's certs dir has no CA for the registry yet: the TLS handshake fails, and the
+    // message names the certificate problem and where the CA would be trusted.
+    let ca_path = env.certs_dir.join(&host).join("ca.crt");
+    let (_, message) = env
+        .until_pull_back_off("over-tls", echo_spec(&image, None, "tls-ok"))
+        .await;
+    assert!(
+        message.contains("certificate") && message.contains(&ca_path.display().to_string()),
+        "{message}"
+    );
+
+    // The CA placed where docker's and containerd's hosts keep it: the agent's next retry
+    // (its back-off, no restart) pulls over HTTPS.
+    std::fs::create_dir_all(ca_path.parent().unwrap()).unwrap();
+    std::fs::write(&ca_path, env.registry().ca_pem()).unwrap();
+    let pod = env
+        .wait_status("over-tls", "exited 0", Duration::from_secs(90), finished_ok)
+        .await;
+    assert_eq!(first(&pod).image_id, pushed);
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_hog_is_reported_oom_killed() {
     if !running_as_root() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let env = Env::start("registry-node-c", 3, false, false).await;
+    let env = Env::start("registry-node-c", 3, None, false).await;
     env.import(IMAGE).await;
     // The shell doubles a string until the 16Mi cgroup limit is hit; the kernel's OOM killer
     // then kills it (nothing else in the container could free memory).
@@ -578,7 +902,7 @@ async fn kubectl_logs_tail_and_follow_through_the_apiserver() {
         eprintln!("skipped: needs /usr/bin/kubectl");
         return;
     }
-    let env = Env::start("registry-node-d", 4, false, true).await;
+    let env = Env::start("registry-node-d", 4, None, true).await;
     env.import(IMAGE).await;
     // Whole seconds: the apiserver's creationTimestamp has no fraction.
     let created = Timestamp::now()
