@@ -10,7 +10,12 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
 
 use futures::StreamExt;
 use std::collections::BTreeMap;
@@ -39,6 +44,162 @@ enum Access {
     /// HTTPS with a certificate for 127.0.0.1 signed by a throwaway CA (made with the openssl
     /// CLI), anonymous.
     Tls,
+    /// Plain HTTP with the registry's `token` auth: clients get a bearer token from a
+    /// [`TokenServer`] with this user and password.
+    Token(&'static str, &'static str),
+}
+
+/// The token server of the registry's `auth: token` scheme (the Docker registry token
+/// protocol), on 127.0.0.1: `GET /token` with Basic credentials answers a JWT signed (RS256,
+/// by the openssl CLI) with a key whose certificate the registry trusts, granting pull and push
+/// on [`TOKEN_REPOSITORY`]; other credentials, or none, get 401. It counts the tokens it issued.
+/// Its task is aborted on drop.
+struct TokenServer {
+    port: u16,
+    issued: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The repository a [`TokenServer`] grants access to.
+const TOKEN_REPOSITORY: &str = "private/busybox";
+const TOKEN_ISSUER: &str = "skiff-test-issuer";
+const TOKEN_SERVICE: &str = "skiff-test-registry";
+
+impl TokenServer {
+    /// Serve tokens signed with `dir/token.key` (whose self-signed certificate `dir/token.crt`
+    /// the registry is given as its root bundle).
+    async fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("running openssl (Debian package openssl)");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+            out.stdout
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "token.key",
+            "-out",
+            "token.crt",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=skiff test token issuer",
+        ]);
+        let der = run(&["x509", "-in", "token.crt", "-outform", "DER"]);
+        let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [STANDARD.encode(der)]});
+        let expected = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let issued = Arc::new(AtomicUsize::new(0));
+        let (key, user) = (dir.join("token.key"), user.to_string());
+        let counter = issued.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (key, user, header, expected, counter) = (
+                    key.clone(),
+                    user.clone(),
+                    header.clone(),
+                    expected.clone(),
+                    counter.clone(),
+                );
+                tokio::spawn(async move {
+                    let _ = answer_token_request(stream, &key, &user, &header, &expected, &counter)
+                        .await;
+                });
+            }
+        });
+        TokenServer { port, issued, task }
+    }
+
+    fn realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    fn issued(&self) -> usize {
+        self.issued.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One request to the [`TokenServer`]: a signed token for the right credentials, else 401.
+async fn answer_token_request(
+    mut stream: tokio::net::TcpStream,
+    key: &Path,
+    user: &str,
+    header: &Value,
+    expected_auth: &str,
+    issued: &AtomicUsize,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let authorized = head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(name, value)| {
+            name.eq_ignore_ascii_case("authorization") && value.trim() == expected_auth
+        })
+    });
+    let (status, body) = if authorized {
+        let now = Timestamp::now().as_second();
+        let claims = json!({
+            "iss": TOKEN_ISSUER, "sub": user, "aud": TOKEN_SERVICE,
+            "exp": now + 300, "nbf": now - 30, "iat": now,
+            "jti": format!("skiff-test-{}", issued.load(Ordering::SeqCst)),
+            "access": [{"type": "repository", "name": TOKEN_REPOSITORY, "actions": ["pull", "push"]}],
+        });
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut openssl = tokio::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut stdin = openssl.stdin.take().expect("piped");
+        stdin.write_all(signing_input.as_bytes()).await?;
+        drop(stdin);
+        let signed = openssl.wait_with_output().await?;
+        assert!(signed.status.success(), "openssl dgst -sign: {signed:?}");
+        let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&signed.stdout));
+        issued.fetch_add(1, Ordering::SeqCst);
+        (
+            "200 OK",
+            json!({"token": token, "expires_in": 300}).to_string(),
+        )
+    } else {
+        let error = json!({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]});
+        ("401 Unauthorized", error.to_string())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await
 }
 
 /// Debian's `docker-registry` on 127.0.0.1 serving from a temp dir; killed by PID and reaped on
@@ -48,6 +209,8 @@ struct DockerRegistry {
     dir: TempDir,
     port: u16,
     access: Access,
+    /// With [`Access::Token`].
+    token_server: Option<TokenServer>,
 }
 
 impl DockerRegistry {
@@ -64,6 +227,7 @@ impl DockerRegistry {
              http:\n  addr: 127.0.0.1:{port}\n",
             root = dir.path().join("storage").display(),
         );
+        let mut token_server = None;
         match access {
             Access::Plain => {}
             Access::Htpasswd(user, password) => {
@@ -78,6 +242,16 @@ impl DockerRegistry {
                     "auth:\n  htpasswd:\n    realm: skiff-test\n    path: {}\n",
                     file.display()
                 ));
+            }
+            Access::Token(user, password) => {
+                let server = TokenServer::start(dir.path(), user, password).await;
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {TOKEN_SERVICE}\n    \
+                     issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                    server.realm(),
+                    dir.path().join("token.crt").display()
+                ));
+                token_server = Some(server);
             }
             Access::Tls => {
                 make_certificates(dir.path());
@@ -103,6 +277,7 @@ impl DockerRegistry {
             dir,
             port,
             access,
+            token_server,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -136,6 +311,11 @@ impl DockerRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Tokens the registry's token server issued (0 without one).
+    fn tokens_issued(&self) -> usize {
+        self.token_server.as_ref().map_or(0, TokenServer::issued)
+    }
+
     fn tls(&self) -> bool {
         matches!(self.access, Access::Tls)
     }
@@ -160,7 +340,9 @@ impl DockerRegistry {
             .client_for(&self.host())
             .unwrap();
         let auth = match self.access {
-            Access::Htpasswd(user, password) => RegistryAuth::Basic(user.into(), password.into()),
+            Access::Htpasswd(user, password) | Access::Token(user, password) => {
+                RegistryAuth::Basic(user.into(), password.into())
+            }
             _ => RegistryAuth::Anonymous,
         };
         client.store_auth_if_needed(&self.host(), &auth).await;
@@ -758,12 +940,23 @@ fn with_pull_secret(mut spec: Value, secret: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_registry_pulls_only_with_the_pods_own_pull_secret() {
+    authenticated_pulls("registry-node-e", 5, Access::Htpasswd("alice", "s3cret")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_auth_registry_pulls_with_a_bearer_token_for_the_pods_pull_secret() {
+    authenticated_pulls("registry-node-g", 7, Access::Token("alice", "s3cret")).await;
+}
+
+/// A registry that wants alice's credentials (`access`, Basic or token auth): a pod with her
+/// imagePullSecret pulls and runs; a pod without it, or with a wrong password, gets the
+/// registry's 401 as ErrImagePull.
+async fn authenticated_pulls(node: &str, net_index: u8, access: Access) {
     if !running_as_root() {
         eprintln!("skipped: needs root for containerd");
         return;
     }
-    let access = Access::Htpasswd("alice", "s3cret");
-    let env = Env::start("registry-node-e", 5, Some(access), false).await;
+    let env = Env::start(node, net_index, Some(access), false).await;
     let host = env.registry_host();
     // The registry really asks for credentials.
     let (code, _) =
@@ -771,10 +964,11 @@ async fn basic_auth_registry_pulls_only_with_the_pods_own_pull_secret() {
             .await
             .unwrap();
     assert_eq!(code, 401);
-    let image = format!("{host}/private/busybox:v1");
+    let image = format!("{host}/{TOKEN_REPOSITORY}:v1");
     let pushed = env.push(&image, None).await;
     pull_secret(&env, "regcred", &host, "alice", "s3cret").await;
     pull_secret(&env, "wrongcred", &host, "alice", "guess").await;
+    let tokens_before = env.registry().tokens_issued();
 
     env.create_pod(
         "with-secret",
@@ -790,11 +984,15 @@ async fn basic_auth_registry_pulls_only_with_the_pods_own_pull_secret() {
         )
         .await;
     assert_eq!(first(&pod).image_id, pushed);
+    if matches!(access, Access::Token(..)) {
+        // The agent traded the secret's credentials for a bearer token.
+        assert!(env.registry().tokens_issued() > tokens_before);
+    }
 
     // Another image, absent on the node, so it must be pulled. Without a secret, and with a
     // wrong password, the registry's 401 is in the ErrImagePull message: the credentials of the
     // pull just done are not reused for other pods.
-    let other = format!("{host}/private/busybox:v2");
+    let other = format!("{host}/{TOKEN_REPOSITORY}:v2");
     env.push(&other, Some("v2")).await;
     let (_, message) = env
         .until_pull_back_off("no-secret", echo_spec(&other, None, "never"))
