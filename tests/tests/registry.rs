@@ -69,15 +69,7 @@ impl TokenServer {
     /// Serve tokens signed with `dir/token.key` (whose self-signed certificate `dir/token.crt`
     /// the registry is given as its root bundle).
     async fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .output()
-                .expect("running openssl (Debian package openssl)");
-            assert!(out.status.success(), "openssl {args:?}: {out:?}");
-            out.stdout
-        };
+        let run = |args: &[&str]| openssl(dir, args);
         run(&[
             "req",
             "-x509",
@@ -363,17 +355,21 @@ impl Drop for DockerRegistry {
     }
 }
 
+/// Run the openssl CLI in `dir` (asserting it succeeded); its stdout.
+fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running openssl (Debian package openssl)");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    out.stdout
+}
+
 /// A throwaway CA (`ca.crt`, `ca.key`) and a certificate for 127.0.0.1 it signed
 /// (`server.crt`, `server.key`) in `dir`, made with the openssl CLI: P-256 keys, a day valid.
 fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("running openssl (Debian package openssl)");
-        assert!(out.status.success(), "openssl {args:?}: {out:?}");
-    };
+    let run = |args: &[&str]| openssl(dir, args);
     run(&[
         "req",
         "-x509",
