@@ -60,9 +60,10 @@ for name in containerd apiserver etcd; do
   stop "$name"
 done
 
-# The service proxy's iptables chains and jumps.
-if [ -f "$DATA_DIR/proxy-prefix" ] && [ -x "$BIN/skiff-agent" ]; then
-  "$BIN/skiff-agent" --cleanup --proxy-chain-prefix "$(cat "$DATA_DIR/proxy-prefix")" >/dev/null 2>&1 &&
+# The service proxy's iptables chains and jumps, and the pod network's rules for the bridge.
+if [ -f "$DATA_DIR/proxy-prefix" ] && [ -f "$DATA_DIR/cni-bridge" ] && [ -x "$BIN/skiff-agent" ]; then
+  "$BIN/skiff-agent" --cleanup --proxy-chain-prefix "$(cat "$DATA_DIR/proxy-prefix")" \
+    --cni-bridge "$(cat "$DATA_DIR/cni-bridge")" >/dev/null 2>&1 &&
     rm -f "$DATA_DIR/proxy-prefix"
 fi
 

@@ -554,7 +554,10 @@ async fn make_up_tour_and_make_down_leave_nothing_behind() {
     let leftovers = processes_mentioning(&data_dir.display().to_string());
     assert!(leftovers.is_empty(), "processes left: {leftovers:?}");
     assert_eq!(mounts_under(&data_dir), Vec::<String>::new());
-    assert_eq!(iptables_lines_with(PROXY_PREFIX), Vec::<String>::new());
+    // Neither the proxy's chains nor any rule for the pod bridge or the pod addresses.
+    for needle in [PROXY_PREFIX, BRIDGE, POD_CIDR.trim_end_matches("0/24")] {
+        assert_eq!(iptables_lines_with(needle), Vec::<String>::new(), "{needle}");
+    }
     assert!(!link_exists(BRIDGE), "bridge {BRIDGE} is left");
     let again = cluster.make("down").await;
     assert!(
