@@ -63,6 +63,8 @@ pub struct Config {
     pub cluster_dns: Option<std::net::IpAddr>,
     /// Cluster domain for pods' DNS search path (kubelet `--cluster-domain`).
     pub cluster_domain: String,
+    /// The cluster's whole pod network: pod traffic to it is not masqueraded.
+    pub cluster_cidr: Option<String>,
     /// Registries (`HOST:PORT` as in image references) pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
     /// Per-registry CA certificates, `DIR/<HOST:PORT>/*.crt` (docker's and containerd's certs.d
@@ -90,6 +92,7 @@ impl Config {
             dns: None,
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
+            cluster_cidr: None,
             insecure_registries: Vec::new(),
             registry_certs_dir: Some(registry::DEFAULT_CERTS_DIR.into()),
             log_writer: None,
@@ -137,6 +140,7 @@ pub async fn run(
         cni_bin_dir: config.cni_bin_dir.clone(),
         bridge: config.cni_bridge.clone(),
         state_dir: config.root_dir.join("network"),
+        cluster_cidr: config.cluster_cidr.clone(),
     });
     let registry = registry::Registry::new(
         &config.insecure_registries,

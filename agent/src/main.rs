@@ -49,14 +49,15 @@ struct Args {
     /// Prefix of the proxy's iptables chains (`<PREFIX>-SERVICES`, ...).
     #[arg(long, default_value = "SKIFF")]
     proxy_chain_prefix: String,
-    /// Cluster pod network; ClusterIP traffic from outside it is masqueraded.
+    /// Cluster pod network: pod traffic to it keeps its source address, and ClusterIP
+    /// traffic from outside it is masqueraded.
     #[arg(long)]
     cluster_cidr: Option<String>,
     /// CIDRs NodePorts answer on (comma-separated); default every local non-loopback address.
     #[arg(long, value_delimiter = ',')]
     nodeport_addresses: Vec<String>,
     /// Remove every iptables chain and jump rule of the service proxy (--proxy-chain-prefix)
-    /// and the pod FORWARD rules of --cni-bridge, and exit.
+    /// and the pod network rules (FORWARD, masquerade) of --cni-bridge, and exit.
     #[arg(long)]
     cleanup: bool,
     /// Run the cluster DNS server on this address (e.g. the pod bridge's gateway, 10.244.0.1:53).
@@ -144,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.cleanup {
         skiff_agent::proxy::cleanup(&args.proxy_chain_prefix).await?;
-        return skiff_agent::network::remove_forward_rules(&args.cni_bridge).await;
+        return skiff_agent::network::remove_pod_network_rules(&args.cni_bridge).await;
     }
     let client = kube_client(&args).await?;
     let node_name = match &args.node_name {
@@ -161,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
     config.port = args.port;
     config.cni_bin_dir = args.cni_bin_dir.clone();
     config.cni_bridge = args.cni_bridge.clone();
+    config.cluster_cidr = args.cluster_cidr.clone();
     if args.proxy {
         config.proxy = Some(skiff_agent::proxy::ProxyConfig {
             chain_prefix: args.proxy_chain_prefix.clone(),

@@ -13,10 +13,13 @@
 //! restarted agent; the ADD result there records the pod IP.
 //!
 //! The bridge plugin adds no filter rules, so where the FORWARD policy is DROP (Docker sets it)
-//! pods could not reach anything beyond their bridge. Like the CNI firewall plugin and
-//! kube-proxy, the agent keeps its own filter chain, `SKIFF-FWD-<bridge>`, jumped to from
-//! FORWARD: it accepts what comes from the node's pods and the replies to it. It is set up
-//! with the first sandbox and removed by [`remove_forward_rules`] (`skiff-agent --cleanup`).
+//! pods could not reach anything beyond their bridge; and its `ipMasq` masquerades everything
+//! that leaves the node's subnet, pods of other nodes included. So, like the CNI firewall
+//! plugin and kube-proxy, the agent keeps its own chains: filter `SKIFF-FWD-<bridge>` (from
+//! FORWARD) accepts what the node's pods send and the replies to it; nat `SKIFF-MASQ-<bridge>`
+//! (from POSTROUTING) masquerades what they send outside the cluster's pod network. They are
+//! set up with the first sandbox and removed by [`remove_pod_network_rules`]
+//! (`skiff-agent --cleanup`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,6 +45,9 @@ pub struct NetworkConfig {
     pub bridge: String,
     /// Where sandboxes (namespace mounts, CNI state, host-local allocations) live.
     pub state_dir: PathBuf,
+    /// The cluster's whole pod network: what pods send there is not masqueraded. `None`: only
+    /// traffic within this node's pod CIDR keeps its source address.
+    pub cluster_cidr: Option<String>,
 }
 
 /// A pod's namespaces and address.
@@ -70,17 +76,22 @@ pub struct PortMapping {
 /// state too; this keeps iptables and bridge creation free of races between pods).
 pub struct Network {
     pub config: NetworkConfig,
-    /// Held for CNI operations; the flag says whether the FORWARD rules are in place.
+    /// Held for CNI operations; the flag says whether the pod network rules are in place.
     lock: tokio::sync::Mutex<bool>,
 }
 
 /// The filter chain that lets the pods of `bridge` through FORWARD (iptables allows 28
-/// characters: the prefix leaves 18 for the bridge name, which Linux caps at 15).
+/// characters: the prefix leaves 17 for the bridge name, which Linux caps at 15).
 pub fn forward_chain(bridge: &str) -> String {
     format!("SKIFF-FWD-{bridge}")
 }
 
-const FORWARD_COMMENT: &str = "skiff pod network";
+/// The nat chain that masquerades what the pods of `bridge` send out of the cluster.
+pub fn masquerade_chain(bridge: &str) -> String {
+    format!("SKIFF-MASQ-{bridge}")
+}
+
+const JUMP_COMMENT: &str = "skiff pod network";
 
 async fn iptables(args: &[&str]) -> anyhow::Result<std::process::Output> {
     tokio::process::Command::new("iptables")
@@ -92,50 +103,89 @@ async fn iptables(args: &[&str]) -> anyhow::Result<std::process::Output> {
         .context("running iptables")
 }
 
-/// Create (or refill) the FORWARD chain of `bridge` and jump to it from FORWARD, once.
-pub async fn ensure_forward_rules(bridge: &str) -> anyhow::Result<()> {
-    let chain = forward_chain(bridge);
-    // One restore declares (flushing, or creating) the chain and fills it atomically.
-    let payload = format!(
-        "*filter\n:{chain} - [0:0]\n\
-         -A {chain} -i {bridge} -m comment --comment \"from the pods of {bridge}\" -j ACCEPT\n\
-         -A {chain} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"replies to the pods of {bridge}\" -j ACCEPT\n\
-         COMMIT\n"
+/// The built-in chains that jump to ours: (table, built-in chain, our chain).
+fn pod_network_jumps(bridge: &str) -> [(&'static str, &'static str, String); 2] {
+    [
+        ("filter", "FORWARD", forward_chain(bridge)),
+        ("nat", "POSTROUTING", masquerade_chain(bridge)),
+    ]
+}
+
+/// The rules of the two chains of `bridge`, as one `iptables-restore --noflush` payload that
+/// declares (creates, or flushes) and fills both atomically.
+fn pod_network_payload(bridge: &str, pod_cidr: &str, cluster_cidr: Option<&str>) -> String {
+    let (fwd, masq) = (forward_chain(bridge), masquerade_chain(bridge));
+    let mut out = format!(
+        "*filter\n:{fwd} - [0:0]\n\
+         -A {fwd} -i {bridge} -m comment --comment \"from the pods of {bridge}\" -j ACCEPT\n\
+         -A {fwd} -o {bridge} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment \"replies to the pods of {bridge}\" -j ACCEPT\n\
+         COMMIT\n\
+         *nat\n:{masq} - [0:0]\n\
+         -A {masq} ! -s {pod_cidr} -j RETURN\n\
+         -A {masq} -d {pod_cidr} -m comment --comment \"within the pods of {bridge}\" -j RETURN\n"
     );
-    crate::proxy::iptables_restore(&payload).await?;
-    let jump = ["-m", "comment", "--comment", FORWARD_COMMENT, "-j", &chain];
-    let check = iptables(&[&["-C", "FORWARD"][..], &jump].concat()).await?;
-    if !check.status.success() {
-        let out = iptables(&[&["-I", "FORWARD", "1"][..], &jump].concat()).await?;
-        if !out.status.success() {
-            bail!(
-                "inserting the FORWARD jump to {chain}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+    if let Some(cidr) = cluster_cidr {
+        // Pods see each other's real addresses across nodes (Kubernetes' network model).
+        out.push_str(&format!(
+            "-A {masq} -d {cidr} -m comment --comment \"to the other pods of the cluster\" -j RETURN\n"
+        ));
+    }
+    out.push_str(&format!(
+        "-A {masq} ! -d 224.0.0.0/4 -m comment --comment \"from the pods of {bridge} to elsewhere\" -j MASQUERADE\n\
+         COMMIT\n"
+    ));
+    out
+}
+
+/// Create (or refill) the chains of `bridge` and the jumps to them: FORWARD accepts what the
+/// pods send and the replies to it; POSTROUTING masquerades what they send outside
+/// `pod_cidr` and `cluster_cidr` (RETURN, not ACCEPT, for the rest, so the service proxy's
+/// masquerading of hairpin traffic still happens).
+pub async fn ensure_pod_network_rules(
+    bridge: &str,
+    pod_cidr: &str,
+    cluster_cidr: Option<&str>,
+) -> anyhow::Result<()> {
+    crate::proxy::iptables_restore(&pod_network_payload(bridge, pod_cidr, cluster_cidr)).await?;
+    for (table, from, to) in pod_network_jumps(bridge) {
+        let jump = ["-m", "comment", "--comment", JUMP_COMMENT, "-j", &to];
+        let check = iptables(&[&["-t", table, "-C", from][..], &jump].concat()).await?;
+        if !check.status.success() {
+            let out = iptables(&[&["-t", table, "-I", from, "1"][..], &jump].concat()).await?;
+            if !out.status.success() {
+                bail!(
+                    "inserting the {table} {from} jump to {to}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
         }
     }
     Ok(())
 }
 
-/// Remove the FORWARD jump and chain of `bridge` (nothing to do when they do not exist).
-pub async fn remove_forward_rules(bridge: &str) -> anyhow::Result<()> {
-    let chain = forward_chain(bridge);
-    let jump = ["-m", "comment", "--comment", FORWARD_COMMENT, "-j", &chain];
-    // `-D` removes one copy per call; a jump inserted twice by racing agents goes too.
-    while iptables(&[&["-D", "FORWARD"][..], &jump].concat())
-        .await?
-        .status
-        .success()
-    {}
-    let exists = iptables(&["-n", "-L", &chain]).await?.status.success();
-    if exists {
-        for op in ["-F", "-X"] {
-            let out = iptables(&[op, &chain]).await?;
-            if !out.status.success() {
-                bail!(
-                    "iptables {op} {chain}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
+/// Remove the jumps and chains of `bridge` (nothing to do when they do not exist).
+pub async fn remove_pod_network_rules(bridge: &str) -> anyhow::Result<()> {
+    for (table, from, chain) in pod_network_jumps(bridge) {
+        let jump = ["-m", "comment", "--comment", JUMP_COMMENT, "-j", &chain];
+        // `-D` removes one copy per call; a jump inserted twice by racing agents goes too.
+        while iptables(&[&["-t", table, "-D", from][..], &jump].concat())
+            .await?
+            .status
+            .success()
+        {}
+        let exists = iptables(&["-t", table, "-n", "-L", &chain])
+            .await?
+            .status
+            .success();
+        if exists {
+            for op in ["-F", "-X"] {
+                let out = iptables(&["-t", table, op, &chain]).await?;
+                if !out.status.success() {
+                    bail!(
+                        "iptables -t {table} {op} {chain}: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
             }
         }
     }
@@ -161,7 +211,9 @@ fn plugin_configs(
                 "type": "bridge",
                 "bridge": cfg.bridge,
                 "isGateway": true,
-                "ipMasq": true,
+                // The agent masquerades itself, sparing traffic to the cluster's other pods
+                // (the plugin would masquerade everything leaving the node's own subnet).
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -243,7 +295,7 @@ impl Network {
         pod_cidr: &str,
         ports: &[PortMapping],
     ) -> anyhow::Result<Sandbox> {
-        let mut forwarding = self.lock.lock().await;
+        let mut rules_set = self.lock.lock().await;
         let dir = self.sandbox_dir(pod_uid);
         let result_file = dir.join("result.json");
         if let Ok(text) = std::fs::read_to_string(&result_file) {
@@ -268,11 +320,14 @@ impl Network {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        if !*forwarding {
-            // Before the first pod starts, so its traffic is never dropped in FORWARD.
-            match ensure_forward_rules(&self.config.bridge).await {
-                Ok(()) => *forwarding = true,
-                Err(e) => warn!(error = %format!("{e:#}"), "setting up FORWARD rules for the pods"),
+        if !*rules_set {
+            // Before the first pod starts, so none of its traffic is dropped or left unmasked.
+            let cluster = self.config.cluster_cidr.as_deref();
+            match ensure_pod_network_rules(&self.config.bridge, pod_cidr, cluster).await {
+                Ok(()) => *rules_set = true,
+                Err(e) => {
+                    warn!(error = %format!("{e:#}"), "setting up iptables rules for the pods")
+                }
             }
         }
         let configs = plugin_configs(&self.config, pod_cidr, ports);
@@ -495,6 +550,7 @@ mod tests {
             cni_bin_dir: "/usr/lib/cni".into(),
             bridge: "skiff7".into(),
             state_dir: "/var/lib/skiff-agent/network".into(),
+            cluster_cidr: None,
         }
     }
 
@@ -508,7 +564,7 @@ mod tests {
         assert_eq!(none[1].0, "eth0");
         assert_eq!(bridge["bridge"], "skiff7");
         assert_eq!(bridge["isGateway"], true);
-        assert_eq!(bridge["ipMasq"], true);
+        assert_eq!(bridge["ipMasq"], false);
         assert_eq!(bridge["ipam"]["type"], "host-local");
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.244.7.0/24");
         assert_eq!(
@@ -528,6 +584,32 @@ mod tests {
             with[2].1["runtimeConfig"]["portMappings"][0],
             json!({"hostPort": 8080, "containerPort": 80, "protocol": "tcp"})
         );
+    }
+
+    #[test]
+    fn pod_network_rules_accept_forwarding_and_spare_cluster_traffic_from_masquerade() {
+        let p = pod_network_payload("skiff7", "10.244.7.0/24", Some("10.244.0.0/16"));
+        assert!(p.starts_with("*filter\n:SKIFF-FWD-skiff7 - [0:0]\n"));
+        assert!(p.contains("-A SKIFF-FWD-skiff7 -i skiff7 "));
+        assert!(
+            p.contains("-A SKIFF-FWD-skiff7 -o skiff7 -m conntrack --ctstate RELATED,ESTABLISHED ")
+        );
+        let nat: Vec<&str> = p
+            .lines()
+            .skip_while(|l| *l != "*nat")
+            .filter(|l| l.starts_with("-A "))
+            .collect();
+        assert_eq!(nat.len(), 4, "{p}");
+        assert!(nat[0].ends_with("! -s 10.244.7.0/24 -j RETURN"));
+        assert!(nat[1].contains("-d 10.244.7.0/24 ") && nat[1].ends_with("-j RETURN"));
+        assert!(nat[2].contains("-d 10.244.0.0/16 ") && nat[2].ends_with("-j RETURN"));
+        assert!(nat[3].ends_with("-j MASQUERADE"));
+        assert_eq!(p.matches("COMMIT").count(), 2);
+        // Without a cluster CIDR only the node's own subnet is spared.
+        let p = pod_network_payload("skiff7", "10.244.7.0/24", None);
+        assert_eq!(p.matches("-j RETURN").count(), 2);
+        assert!(forward_chain("skt99999x255").len() <= 28);
+        assert!(masquerade_chain("abcdefghijklmno").len() <= 28);
     }
 
     #[test]

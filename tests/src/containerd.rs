@@ -206,6 +206,12 @@ impl TestNet {
         }
     }
 
+    /// The /16 every [`TestNet`] of this test binary lies in: the cluster's pod network when
+    /// several agents (nodes) of one test share the machine.
+    pub fn cluster_cidr() -> String {
+        format!("10.{}.0.0/16", 100 + std::process::id() % 100)
+    }
+
     /// CNI DEL and unmount for every sandbox the agent left (pods still present when the test
     /// ends), then delete the bridge. Only this test's own objects are touched.
     pub async fn cleanup(&self, root: &Path) {
@@ -213,14 +219,15 @@ impl TestNet {
             cni_bin_dir: "/usr/lib/cni".into(),
             bridge: self.bridge.clone(),
             state_dir: root.join("network"),
+            cluster_cidr: None,
         });
         for uid in network.sandboxes() {
             if let Err(e) = network.remove(&uid).await {
                 eprintln!("removing sandbox {uid}: {e:#}");
             }
         }
-        if let Err(e) = skiff_agent::network::remove_forward_rules(&self.bridge).await {
-            eprintln!("removing the FORWARD rules of {}: {e:#}", self.bridge);
+        if let Err(e) = skiff_agent::network::remove_pod_network_rules(&self.bridge).await {
+            eprintln!("removing the iptables rules of {}: {e:#}", self.bridge);
         }
         if Path::new("/sys/class/net").join(&self.bridge).exists() {
             let st = Command::new("ip")

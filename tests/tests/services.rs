@@ -137,11 +137,12 @@ impl Env {
                 .import_busybox(&name, root.path(), &[IMAGE])
                 .await;
             let mut config = AgentRun::config(&name, containerd, &name, root.path(), &net);
+            config.cluster_cidr = Some(TestNet::cluster_cidr());
             if services && i == 0 {
                 let host_ip: Ipv4Addr = skiff_agent::node::host_ipv4().parse().unwrap();
                 config.proxy = Some(skiff_agent::proxy::ProxyConfig {
                     chain_prefix: env.prefix.clone(),
-                    cluster_cidr: Some(net.cidr.clone()),
+                    cluster_cidr: Some(TestNet::cluster_cidr()),
                     nodeport_addresses: vec![format!("{host_ip}/32")],
                     ..Default::default()
                 });
@@ -378,8 +379,12 @@ impl Env {
             self.prefix
         );
         for n in &self.nodes {
-            let fwd = skiff_agent::network::forward_chain(&n.net.bridge);
-            assert!(!save.contains(&fwd), "{fwd} left behind:\n{save}");
+            for chain in [
+                skiff_agent::network::forward_chain(&n.net.bridge),
+                skiff_agent::network::masquerade_chain(&n.net.bridge),
+            ] {
+                assert!(!save.contains(&chain), "{chain} left behind:\n{save}");
+            }
             assert!(
                 !std::path::Path::new("/sys/class/net")
                     .join(&n.net.bridge)
@@ -553,6 +558,36 @@ async fn cluster_ip_and_node_port_spread_over_ready_pods_and_follow_scaling() {
         .await;
     assert_spread("ClusterIP from a pod", &hits_in_log(&log), &backends);
 
+    // sessionAffinity ClientIP: every request from one client goes to one backend.
+    let sticky: Service = env
+        .create(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "sticky"},
+            "spec": {
+                "selector": {"app": "web"},
+                "sessionAffinity": "ClientIP",
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+        }))
+        .await;
+    let sticky_ip = sticky.spec.unwrap().cluster_ip.unwrap();
+    env.wait_endpoints("sticky", "3 ready sticky endpoints", |r, _| r.len() == 3)
+        .await;
+    env.wait_programmed("default/sticky:http/tcp", &eps).await;
+    let mut sticky_hits = BTreeSet::new();
+    for _ in 0..20 {
+        sticky_hits.insert(
+            hostname_at(&sticky_ip, 80)
+                .await
+                .expect("every request to the sticky ClusterIP is answered"),
+        );
+    }
+    assert_eq!(
+        sticky_hits.len(),
+        1,
+        "one client, one backend: {sticky_hits:?}"
+    );
+
     // Scale to 1: within 2 s of the endpoints dropping, no request reaches a removed pod.
     Api::<Deployment>::namespaced(env.client(), "default")
         .patch(
@@ -567,6 +602,18 @@ async fn cluster_ip_and_node_port_spread_over_ready_pods_and_follow_scaling() {
         .await;
     let dropped_at = Instant::now();
     let survivor = names[&ready[0]].clone();
+    // The proxy applies an endpoint change within a second (measured from when the test saw
+    // the slice change, so the proxy's own watch delay counts too).
+    let took = env
+        .wait_programmed(
+            "default/web:http/tcp",
+            &[SocketAddrV4::new(ready[0].parse().unwrap(), 8080)],
+        )
+        .await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the scale-down reached iptables {took:?} after the slice"
+    );
     let mut streak = 0;
     let mut last_stray = None;
     while streak < 30 {
@@ -707,7 +754,14 @@ async fn pods_on_two_nodes_reach_each_other_by_ip() {
             },
         })
     };
-    let _: Pod = env.create(pod_on("server", &b.name, HTTPD.into())).await;
+    // `-v`: httpd logs each client's address, to show that pods see each other unmasked.
+    let _: Pod = env
+        .create(pod_on(
+            "server",
+            &b.name,
+            HTTPD.replace("httpd -f", "httpd -f -v"),
+        ))
+        .await;
     let server_ip = env.pod_ip("server").await;
     let _: Pod = env
         .create(pod_on(
@@ -732,6 +786,15 @@ async fn pods_on_two_nodes_reach_each_other_by_ip() {
         .wait_log("client", "main", "finished", Duration::from_secs(60))
         .await;
     assert!(log.contains("got=server\n"), "{log}");
+    let served = env
+        .wait_log("server", "main", "response:200", Duration::from_secs(10))
+        .await;
+    // httpd prints IPv4 clients as `[::ffff:a.b.c.d]:port` (its socket is IPv6).
+    assert!(
+        served.contains(&format!("[::ffff:{client_ip}]:"))
+            || served.contains(&format!("{client_ip}:")),
+        "the server saw the client's own address {client_ip} (no NAT between pods): {served}"
+    );
 
     // The traffic went through the client node's accept rule (counters of `-i <bridge>`).
     let chain = skiff_agent::network::forward_chain(&a.net.bridge);
