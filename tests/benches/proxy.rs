@@ -26,7 +26,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 use skiff_agent::proxy::{self, rules, ServicePort};
 use skiff_testkit::bench::ms;
-use skiff_testkit::containerd::{running_as_root, AgentRun, ContainerdProc, TestNet};
+use skiff_testkit::containerd::{running_as_root, AgentRun, ChainGuard, ContainerdProc, TestNet};
 use skiff_testkit::{wait_for, TestCluster};
 
 const IMAGE: &str = skiff_testkit::containerd::IMAGE;
@@ -34,17 +34,6 @@ const CONCURRENCY: usize = 8;
 const SERVICES: usize = 1_000;
 const ENDPOINTS: usize = 10;
 const HTTPD: &str = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www";
-
-/// Removes a chain prefix's rules when dropped, so an interrupted run leaves none behind.
-struct ChainGuard(String);
-
-impl Drop for ChainGuard {
-    fn drop(&mut self) {
-        if let Err(e) = proxy::cleanup_blocking(&self.0) {
-            eprintln!("removing chains {}: {e:#}", self.0);
-        }
-    }
-}
 
 struct Load {
     requests: usize,

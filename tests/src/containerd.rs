@@ -239,6 +239,18 @@ impl TestNet {
     }
 }
 
+/// Removes the service proxy chains of a prefix when dropped, so a failing test or benchmark
+/// leaves none behind.
+pub struct ChainGuard(pub String);
+
+impl Drop for ChainGuard {
+    fn drop(&mut self) {
+        if let Err(e) = skiff_agent::proxy::cleanup_blocking(&self.0) {
+            eprintln!("removing chains {}: {e:#}", self.0);
+        }
+    }
+}
+
 /// An in-process agent, stopped through its shutdown channel.
 pub struct AgentRun {
     stop: Option<tokio::sync::oneshot::Sender<()>>,

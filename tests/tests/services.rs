@@ -16,21 +16,10 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use skiff_testkit::containerd::{
-    http_get_at, running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE,
+    http_get_at, running_as_root, AgentRun, ChainGuard, ContainerdProc, TestNet, IMAGE,
 };
 use skiff_testkit::{wait_for, TestCluster};
 use tempfile::TempDir;
-
-/// Removes the chains of a prefix when dropped, so a failing test leaves none behind.
-struct ChainGuard(String);
-
-impl Drop for ChainGuard {
-    fn drop(&mut self) {
-        if let Err(e) = skiff_agent::proxy::cleanup_blocking(&self.0) {
-            eprintln!("removing chains {}: {e:#}", self.0);
-        }
-    }
-}
 
 const HTTPD: &str = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www";
 
