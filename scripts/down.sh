@@ -60,11 +60,12 @@ for name in containerd apiserver etcd; do
   stop "$name"
 done
 
-# The service proxy's iptables chains and jumps, and the pod network's rules for the bridge.
+# The service proxy's chains, pod sandboxes the agent did not tear down (CNI DEL), and the
+# pod network's rules for the bridge.
 if [ -f "$DATA_DIR/proxy-prefix" ] && [ -f "$DATA_DIR/cni-bridge" ] && [ -x "$BIN/skiff-agent" ]; then
   "$BIN/skiff-agent" --cleanup --proxy-chain-prefix "$(cat "$DATA_DIR/proxy-prefix")" \
-    --cni-bridge "$(cat "$DATA_DIR/cni-bridge")" >/dev/null 2>&1 &&
-    rm -f "$DATA_DIR/proxy-prefix"
+    --cni-bridge "$(cat "$DATA_DIR/cni-bridge")" --root-dir "$DATA_DIR/agent" \
+    >>"$DATA_DIR/logs/cleanup.log" 2>&1 && rm -f "$DATA_DIR/proxy-prefix"
 fi
 
 # Mounts under the data dir (rootfs snapshots, pod network namespaces, volumes), deepest first.

@@ -56,8 +56,9 @@ struct Args {
     /// CIDRs NodePorts answer on (comma-separated); default every local non-loopback address.
     #[arg(long, value_delimiter = ',')]
     nodeport_addresses: Vec<String>,
-    /// Remove every iptables chain and jump rule of the service proxy (--proxy-chain-prefix)
-    /// and the pod network rules (FORWARD, masquerade) of --cni-bridge, and exit.
+    /// Remove every iptables chain and jump rule of the service proxy (--proxy-chain-prefix),
+    /// the pod sandboxes left under --root-dir and the pod network rules (FORWARD,
+    /// masquerade) of --cni-bridge, and exit.
     #[arg(long)]
     cleanup: bool,
     /// Run the cluster DNS server on this address (e.g. the pod bridge's gateway, 10.244.0.1:53).
@@ -145,6 +146,16 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.cleanup {
         skiff_agent::proxy::cleanup(&args.proxy_chain_prefix).await?;
+        // Pod sandboxes an agent killed mid-way left behind, so their CNI rules go too.
+        let network = skiff_agent::network::Network::new(skiff_agent::network::NetworkConfig {
+            cni_bin_dir: args.cni_bin_dir.clone(),
+            bridge: args.cni_bridge.clone(),
+            state_dir: args.root_dir.join("network"),
+            cluster_cidr: args.cluster_cidr.clone(),
+        });
+        for e in network.remove_all().await {
+            tracing::warn!(error = %format!("{e:#}"), "cleanup");
+        }
         return skiff_agent::network::remove_pod_network_rules(&args.cni_bridge).await;
     }
     let client = kube_client(&args).await?;

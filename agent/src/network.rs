@@ -288,6 +288,18 @@ impl Network {
             .unwrap_or_default()
     }
 
+    /// Tear down every sandbox left in the state dir (CNI DEL, namespace unmounted), e.g. by
+    /// an agent that was killed with pods still on the node; the errors of those that failed.
+    pub async fn remove_all(&self) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        for uid in self.sandboxes() {
+            if let Err(e) = self.remove(&uid).await {
+                errors.push(e.context(format!("removing the sandbox of pod {uid}")));
+            }
+        }
+        errors
+    }
+
     /// The pod's sandbox: the existing one (after an agent restart too), or a new one.
     pub async fn ensure(
         &self,

@@ -221,10 +221,8 @@ impl TestNet {
             state_dir: root.join("network"),
             cluster_cidr: None,
         });
-        for uid in network.sandboxes() {
-            if let Err(e) = network.remove(&uid).await {
-                eprintln!("removing sandbox {uid}: {e:#}");
-            }
+        for e in network.remove_all().await {
+            eprintln!("{e:#}");
         }
         if let Err(e) = skiff_agent::network::remove_pod_network_rules(&self.bridge).await {
             eprintln!("removing the iptables rules of {}: {e:#}", self.bridge);

@@ -20,6 +20,9 @@ const POD_CIDR: &str = "10.250.77.0/24";
 const BRIDGE: &str = "sktour0";
 const PROXY_PREFIX: &str = "SKTOUR";
 
+/// The tests of this file share those names (and a host's ClusterIPs), so they take turns.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -312,6 +315,7 @@ async fn make_up_tour_and_make_down_leave_nothing_behind() {
         eprintln!("skipped: make up needs root");
         return;
     }
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let mut cluster = Cluster::new();
 
     // As another user, make up refuses at once and says how to run it.
@@ -545,24 +549,65 @@ async fn make_up_tour_and_make_down_leave_nothing_behind() {
     .await;
 
     // make down leaves nothing behind.
-    let data_dir = cluster.data_dir().to_path_buf();
-    let down = cluster.down().await;
-    assert!(down.ok, "make down:\n{}\n{}", down.stdout, down.stderr);
-    for (name, pid) in &pids_before {
-        assert!(!process_running(*pid), "{name} (pid {pid}) still runs");
-    }
-    let leftovers = processes_mentioning(&data_dir.display().to_string());
-    assert!(leftovers.is_empty(), "processes left: {leftovers:?}");
-    assert_eq!(mounts_under(&data_dir), Vec::<String>::new());
-    // Neither the proxy's chains nor any rule for the pod bridge or the pod addresses.
-    for needle in [PROXY_PREFIX, BRIDGE, POD_CIDR.trim_end_matches("0/24")] {
-        assert_eq!(iptables_lines_with(needle), Vec::<String>::new(), "{needle}");
-    }
-    assert!(!link_exists(BRIDGE), "bridge {BRIDGE} is left");
+    down_leaves_nothing(&mut cluster, &pids_before).await;
     let again = cluster.make("down").await;
     assert!(
         again.ok,
         "make down twice:\n{}\n{}",
         again.stdout, again.stderr
     );
+}
+
+/// Runs `make down` and checks that no process (of `pids` or under the data dir), mount,
+/// iptables rule for the proxy, the bridge or the pod addresses, or the bridge is left.
+async fn down_leaves_nothing(cluster: &mut Cluster, pids: &[(String, i32)]) {
+    let data_dir = cluster.data_dir().to_path_buf();
+    let down = cluster.down().await;
+    assert!(down.ok, "make down:\n{}\n{}", down.stdout, down.stderr);
+    for (name, pid) in pids {
+        assert!(!process_running(*pid), "{name} (pid {pid}) still runs");
+    }
+    let leftovers = processes_mentioning(&data_dir.display().to_string());
+    assert!(leftovers.is_empty(), "processes left: {leftovers:?}");
+    assert_eq!(mounts_under(&data_dir), Vec::<String>::new());
+    for needle in [PROXY_PREFIX, BRIDGE, POD_CIDR.trim_end_matches("0/24")] {
+        assert_eq!(
+            iptables_lines_with(needle),
+            Vec::<String>::new(),
+            "{needle}"
+        );
+    }
+    assert!(!link_exists(BRIDGE), "bridge {BRIDGE} is left");
+}
+
+/// An agent killed with its pods running (a crash, a power cut of the process): make down
+/// still removes their containers, sandboxes, rules and mounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_down_cleans_up_after_a_killed_agent() {
+    if !running_as_root() {
+        eprintln!("skipped: make up needs root");
+        return;
+    }
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let mut cluster = Cluster::new();
+    let up = cluster.make("up").await;
+    assert!(up.ok, "make up failed:\n{}\n{}", up.stdout, up.stderr);
+    cluster.wait_web_pods(3, "skiff.local/busybox:latest").await;
+    let pids = cluster.pids();
+    let agent = pids
+        .iter()
+        .find(|(n, _)| n == "agent")
+        .expect("agent pid")
+        .1;
+    // SAFETY: kill(2) on the agent make up started and recorded; it is still running.
+    assert_eq!(unsafe { libc::kill(agent, libc::SIGKILL) }, 0);
+    wait_for("the agent to die", Duration::from_secs(10), || async {
+        (!process_running(agent)).then_some(())
+    })
+    .await;
+    assert!(
+        !iptables_lines_with(POD_CIDR.trim_end_matches("0/24")).is_empty(),
+        "the pods' network rules exist before make down"
+    );
+    down_leaves_nothing(&mut cluster, &pids).await;
 }
