@@ -222,10 +222,17 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
+        // kubectl 1.32+ sends its generator commands' objects as protobuf; say how to get
+        // the same result through JSON rather than leave the user with a bare 415.
+        let hint = if content_type == "application/vnd.kubernetes.protobuf" {
+            "; skiff does not decode Kubernetes protobuf bodies yet: send JSON instead (for kubectl create <kind> ..., add --dry-run=client -o yaml and pipe the output to kubectl create -f -)"
+        } else {
+            ""
+        };
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?})"),
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?}){hint}"),
         )
     }
 

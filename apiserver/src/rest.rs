@@ -225,8 +225,8 @@ async fn route(
         (Method::GET, true, Some(Scale)) => get_scale(state, &t).await,
         (Method::GET, true, Some(Log)) => crate::logs::pod_log(state, &t, params).await,
         (Method::POST, false, None) => create(state, &t, params, headers, &body).await,
-        (Method::POST, true, Some(Binding)) => bind(state, &t, &body).await,
-        (Method::POST, true, Some(Eviction)) => evict(state, &t, &body).await,
+        (Method::POST, true, Some(Binding)) => bind(state, &t, headers, &body).await,
+        (Method::POST, true, Some(Eviction)) => evict(state, &t, headers, &body).await,
         (Method::PUT, true, None) => update(state, &t, params, headers, &body, Mode::Main).await,
         (Method::PUT, true, Some(Status)) => {
             update(state, &t, params, headers, &body, Mode::Status).await
@@ -235,15 +235,16 @@ async fn route(
             update(state, &t, params, headers, &body, Mode::Finalize).await
         }
         (Method::PUT, true, Some(Scale)) => {
-            update_scale(state, &t, &body, None, &field_manager(params, headers)).await
+            let scale = decode_body(headers, &body)?;
+            update_scale(state, &t, scale, &field_manager(params, headers)).await
         }
         (Method::PATCH, true, None) => patch(state, &t, params, headers, &body, Mode::Main).await,
         (Method::PATCH, true, Some(Status)) => {
             patch(state, &t, params, headers, &body, Mode::Status).await
         }
         (Method::PATCH, true, Some(Scale)) => patch_scale(state, &t, params, headers, &body).await,
-        (Method::DELETE, true, None) => delete(state, &t, params, &body).await,
-        (Method::DELETE, false, None) => delete_collection(state, &t, params, &body).await,
+        (Method::DELETE, true, None) => delete(state, &t, params, headers, &body).await,
+        (Method::DELETE, false, None) => delete_collection(state, &t, params, headers, &body).await,
         _ => Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         )),
@@ -1420,11 +1421,11 @@ struct Preconditions {
     resource_version: Option<String>,
 }
 
-fn delete_options(params: &Params, body: &[u8]) -> ApiResult<DeleteOptions> {
+fn delete_options(params: &Params, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {
     let mut opts: DeleteOptions = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
     } else {
-        serde_json::from_slice(body)
+        serde_json::from_value(decode_body(headers, body)?)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };
     if let Some(g) = params.int("gracePeriodSeconds")? {
@@ -1521,8 +1522,14 @@ fn plan_delete(info: &ResourceInfo, obj: &Value, opts: &DeleteOptions) -> Delete
     }
 }
 
-async fn delete(state: &AppState, t: &Target, params: &Params, body: &[u8]) -> ApiResult<Response> {
-    let opts = delete_options(params, body)?;
+async fn delete(
+    state: &AppState,
+    t: &Target,
+    params: &Params,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let opts = delete_options(params, headers, body)?;
     let (code, value) = delete_one(state, t.info, &t.key(), t.name(), &opts).await?;
     Ok(json_response(code, &value))
 }
@@ -1654,9 +1661,10 @@ async fn delete_collection(
     state: &AppState,
     t: &Target,
     params: &Params,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let opts = delete_options(params, body)?;
+    let opts = delete_options(params, headers, body)?;
     let selection = Selection::parse(
         t.info,
         params.get("labelSelector"),
@@ -1684,9 +1692,13 @@ async fn delete_collection(
 // ---------------------------------------------------------------------------------------------
 // Subresources
 
-async fn bind(state: &AppState, t: &Target, body: &[u8]) -> ApiResult<Response> {
-    let binding: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid Binding: {e}")))?;
+async fn bind(
+    state: &AppState,
+    t: &Target,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let binding = decode_body(headers, body)?;
     let node = binding
         .pointer("/target/name")
         .and_then(Value::as_str)
@@ -1797,12 +1809,16 @@ pub fn set_condition(
     }
 }
 
-async fn evict(state: &AppState, t: &Target, body: &[u8]) -> ApiResult<Response> {
-    let eviction: Value = if body.is_empty() {
+async fn evict(
+    state: &AppState,
+    t: &Target,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let eviction = if body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid Eviction: {e}")))?
+        decode_body(headers, body)?
     };
     let opts: DeleteOptions = eviction
         .get("deleteOptions")
@@ -1856,15 +1872,9 @@ async fn get_scale(state: &AppState, t: &Target) -> ApiResult<Response> {
 async fn update_scale(
     state: &AppState,
     t: &Target,
-    body: &[u8],
-    patched: Option<Value>,
+    scale: Value,
     manager: &str,
 ) -> ApiResult<Response> {
-    let scale: Value = match patched {
-        Some(v) => v,
-        None => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid Scale: {e}")))?,
-    };
     let replicas = scale
         .pointer("/spec/replicas")
         .and_then(Value::as_i64)
@@ -1923,7 +1933,7 @@ async fn patch_scale(
     if let Some(m) = scale["metadata"].as_object_mut() {
         m.remove("resourceVersion");
     }
-    update_scale(state, t, &[], Some(scale), &field_manager(params, headers)).await
+    update_scale(state, t, scale, &field_manager(params, headers)).await
 }
 
 #[cfg(test)]
