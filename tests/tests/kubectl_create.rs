@@ -45,32 +45,44 @@ fn client_minor(kubectl: &Path) -> u32 {
         .unwrap_or_else(|| panic!("no client minor version in {v}"))
 }
 
-async fn create(
-    cluster: &TestCluster,
-    kubectl: &Path,
+/// kubectl against one cluster, with `create <kind>` objects sent by `route`.
+struct Cli<'a> {
+    cluster: &'a TestCluster,
+    kubectl: &'a Path,
     route: Route,
-    args: &[&str],
-) -> KubectlOutput {
-    match route {
-        Route::Direct => cluster.kubectl(kubectl, args).await,
-        Route::ViaManifest => {
-            // Flags go right after `create`: anything after a `--` is the container's command.
-            let mut printed = vec![args[0], "--dry-run=client", "-o", "yaml"];
-            printed.extend_from_slice(&args[1..]);
-            let manifest = cluster.kubectl(kubectl, &printed).await.ok().stdout;
-            cluster
-                .kubectl_with_stdin(kubectl, &["create", "-f", "-"], Some(&manifest))
-                .await
+}
+
+impl Cli<'_> {
+    async fn create(&self, args: &[&str]) -> KubectlOutput {
+        match self.route {
+            Route::Direct => self.cluster.kubectl(self.kubectl, args).await,
+            Route::ViaManifest => {
+                // Flags go right after `create`: anything after a `--` is the container's command.
+                let mut printed = vec![args[0], "--dry-run=client", "-o", "yaml"];
+                printed.extend_from_slice(&args[1..]);
+                let manifest = self
+                    .cluster
+                    .kubectl(self.kubectl, &printed)
+                    .await
+                    .ok()
+                    .stdout;
+                self.cluster
+                    .kubectl_with_stdin(self.kubectl, &["create", "-f", "-"], Some(&manifest))
+                    .await
+            }
         }
     }
 }
 
 async fn generator_commands(cluster: &TestCluster, kubectl: &Path, route: Route) {
+    let cli = Cli {
+        cluster,
+        kubectl,
+        route,
+    };
     let client = cluster.client();
 
-    let out = create(cluster, kubectl, route, &["create", "namespace", "team-a"])
-        .await
-        .ok();
+    let out = cli.create(&["create", "namespace", "team-a"]).await.ok();
     assert!(out.stdout.contains("namespace/team-a created"), "{out:?}");
     let ns = Api::<Namespace>::all(client.clone())
         .get("team-a")
@@ -83,20 +95,15 @@ async fn generator_commands(cluster: &TestCluster, kubectl: &Path, route: Route)
     );
 
     // An empty value must stay an empty value, not vanish.
-    create(
-        cluster,
-        kubectl,
-        route,
-        &[
-            "create",
-            "configmap",
-            "app-config",
-            "-n",
-            "team-a",
-            "--from-literal=mode=fast",
-            "--from-literal=empty=",
-        ],
-    )
+    cli.create(&[
+        "create",
+        "configmap",
+        "app-config",
+        "-n",
+        "team-a",
+        "--from-literal=mode=fast",
+        "--from-literal=empty=",
+    ])
     .await
     .ok();
     let cm = Api::<ConfigMap>::namespaced(client.clone(), "team-a")
@@ -108,19 +115,14 @@ async fn generator_commands(cluster: &TestCluster, kubectl: &Path, route: Route)
     assert_eq!(data["mode"], "fast");
     assert_eq!(data["empty"], "");
 
-    create(
-        cluster,
-        kubectl,
-        route,
-        &[
-            "create",
-            "secret",
-            "generic",
-            "app-secret",
-            "--from-literal=password=s3cr3t",
-            "--from-literal=token=a:b/c+d==",
-        ],
-    )
+    cli.create(&[
+        "create",
+        "secret",
+        "generic",
+        "app-secret",
+        "--from-literal=password=s3cr3t",
+        "--from-literal=token=a:b/c+d==",
+    ])
     .await
     .ok();
     let secret = Api::<Secret>::namespaced(client.clone(), "default")
@@ -133,19 +135,14 @@ async fn generator_commands(cluster: &TestCluster, kubectl: &Path, route: Route)
     assert_eq!(data["token"].0, b"a:b/c+d==");
 
     let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    create(
-        cluster,
-        kubectl,
-        route,
-        &[
-            "create",
-            "deployment",
-            "web",
-            &format!("--image={IMAGE}"),
-            "--replicas=3",
-            "--port=8080",
-        ],
-    )
+    cli.create(&[
+        "create",
+        "deployment",
+        "web",
+        &format!("--image={IMAGE}"),
+        "--replicas=3",
+        "--port=8080",
+    ])
     .await
     .ok();
     let web = deps.get("web").await.unwrap();
@@ -173,18 +170,13 @@ async fn generator_commands(cluster: &TestCluster, kubectl: &Path, route: Route)
     assert_eq!(pod_spec.restart_policy.as_deref(), Some("Always"));
 
     // An explicit zero is kept, not replaced by the default of 1.
-    create(
-        cluster,
-        kubectl,
-        route,
-        &[
-            "create",
-            "deployment",
-            "idle",
-            &format!("--image={IMAGE}"),
-            "--replicas=0",
-        ],
-    )
+    cli.create(&[
+        "create",
+        "deployment",
+        "idle",
+        &format!("--image={IMAGE}"),
+        "--replicas=0",
+    ])
     .await
     .ok();
     assert_eq!(
@@ -193,14 +185,9 @@ async fn generator_commands(cluster: &TestCluster, kubectl: &Path, route: Route)
     );
 
     let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
-    create(
-        cluster,
-        kubectl,
-        route,
-        &["create", "service", "clusterip", "web", "--tcp=80:8080"],
-    )
-    .await
-    .ok();
+    cli.create(&["create", "service", "clusterip", "web", "--tcp=80:8080"])
+        .await
+        .ok();
     let spec = svcs.get("web").await.unwrap().spec.unwrap();
     assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
     assert_eq!(spec.selector.unwrap()["app"], "web");
@@ -212,19 +199,14 @@ async fn generator_commands(cluster: &TestCluster, kubectl: &Path, route: Route)
     let ip = spec.cluster_ip.unwrap_or_default();
     assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "clusterIP {ip:?}");
 
-    create(
-        cluster,
-        kubectl,
-        route,
-        &[
-            "create",
-            "job",
-            "once",
-            &format!("--image={IMAGE}"),
-            "--",
-            "/bin/true",
-        ],
-    )
+    cli.create(&[
+        "create",
+        "job",
+        "once",
+        &format!("--image={IMAGE}"),
+        "--",
+        "/bin/true",
+    ])
     .await
     .ok();
     let job = Api::<Job>::namespaced(client.clone(), "default")
@@ -293,8 +275,13 @@ async fn generator_commands(cluster: &TestCluster, kubectl: &Path, route: Route)
 /// An invalid object is refused with the very Status message the JSON path gives for the same
 /// object, and nothing is written.
 async fn invalid_name(cluster: &TestCluster, kubectl: &Path, route: Route) {
+    let cli = Cli {
+        cluster,
+        kubectl,
+        route,
+    };
     let args = ["create", "deployment", "BAD_NAME", "--image=busybox"];
-    let out = create(cluster, kubectl, route, &args).await;
+    let out = cli.create(&args).await;
     assert!(!out.success, "{out:?}");
 
     // The object kubectl built, posted as JSON by kube-rs.
