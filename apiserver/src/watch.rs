@@ -84,6 +84,9 @@ struct Inner {
     /// Watches can resume from any revision at or after this one.
     oldest: i64,
     revision: i64,
+    /// The newest revision of an event (or list) actually applied; `revision` may be ahead of
+    /// it through progress notifications.
+    applied: i64,
     live: broadcast::Sender<Arc<CacheEvent>>,
 }
 
@@ -112,6 +115,7 @@ impl WatchCache {
                 history: VecDeque::new(),
                 oldest: 0,
                 revision: 0,
+                applied: 0,
                 live,
             }),
             revision_tx,
@@ -222,7 +226,9 @@ impl WatchCache {
                     if resp.events().is_empty() {
                         // A progress notification: everything up to this revision has been seen.
                         if let Some(h) = resp.header() {
-                            self.advance(h.revision());
+                            if self.nothing_pending(&mut kv, &prefix, h.revision()).await {
+                                self.advance(h.revision());
+                            }
                         }
                         continue;
                     }
@@ -237,12 +243,38 @@ impl WatchCache {
         }
     }
 
+    /// Whether etcd holds no write under `prefix` newer than the last applied event, as of
+    /// `revision`. etcd 3.4 (before 3.4.31) may send a progress notification while events up
+    /// to its revision are still queued for the watcher (etcd issue 15220); trusting it alone
+    /// would let a consistent list miss a write that was just acknowledged.
+    async fn nothing_pending(
+        &self,
+        kv: &mut etcd_client::KvClient,
+        prefix: &str,
+        revision: i64,
+    ) -> bool {
+        let applied = self.inner.read().expect("cache lock").applied;
+        if revision <= applied {
+            return true;
+        }
+        let opts = GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_revision(revision)
+            .with_min_mod_revision(applied + 1)
+            .with_count_only();
+        match kv.get(prefix.as_bytes().to_vec(), Some(opts)).await {
+            Ok(resp) => resp.count() == 0,
+            Err(_) => false,
+        }
+    }
+
     fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: i64) {
         let mut inner = self.inner.write().expect("cache lock");
         inner.objects = objects;
         inner.history.clear();
         inner.oldest = revision;
         inner.revision = revision;
+        inner.applied = revision;
         // Watchers of the old stream may have missed events: close them so they start over.
         let (live, _) = broadcast::channel(self.live_capacity);
         inner.live = live;
@@ -281,6 +313,7 @@ impl WatchCache {
                 let Some(prev) = prev else {
                     // Deleted before we ever saw it (e.g. created and removed inside one list).
                     inner.revision = revision.max(inner.revision);
+                    inner.applied = revision.max(inner.applied);
                     return Ok(());
                 };
                 let mut last = (*prev).clone();
@@ -302,6 +335,7 @@ impl WatchCache {
             }
         }
         inner.revision = revision.max(inner.revision);
+        inner.applied = revision.max(inner.applied);
         // No receivers is fine; a lagging receiver notices on its own.
         let _ = inner.live.send(event);
         drop(inner);
