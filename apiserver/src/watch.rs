@@ -257,13 +257,14 @@ impl WatchCache {
         if revision <= applied {
             return true;
         }
+        // Not count_only: etcd counts the whole range before the mod-revision filter applies.
         let opts = GetOptions::new()
             .with_range(prefix_end(prefix))
             .with_revision(revision)
             .with_min_mod_revision(applied + 1)
-            .with_count_only();
+            .with_keys_only();
         match kv.get(prefix.as_bytes().to_vec(), Some(opts)).await {
-            Ok(resp) => resp.count() == 0,
+            Ok(resp) => resp.kvs().is_empty(),
             Err(_) => false,
         }
     }
