@@ -64,7 +64,7 @@ root:
 		echo "       run it as root, e.g.: sudo make $(MAKECMDGOALS)"; exit 1; fi
 
 status:
-	@KUBECONFIG="$(DATA_DIR)/kubeconfig" target/release/skiffctl get nodes,pods,services -A
+	@KUBECONFIG="$(DATA_DIR)/kubeconfig" $${CARGO_TARGET_DIR:-target}/release/skiffctl get nodes,pods,services -A
 
 clean: down
 	rm -rf "$(DATA_DIR)"

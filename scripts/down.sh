@@ -6,7 +6,8 @@
 set -uo pipefail
 DATA_DIR=${1:?usage: down.sh DATA_DIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN="${SKIFF_BIN:-$ROOT/target/release}"
+# The release build `make up` just made (cargo honours CARGO_TARGET_DIR, so must we).
+BIN="${SKIFF_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}"
 [ -d "$DATA_DIR" ] || { echo "nothing to stop: $DATA_DIR does not exist"; exit 0; }
 DATA_DIR=$(cd "$DATA_DIR" && pwd)
 export KUBECONFIG="$DATA_DIR/kubeconfig"

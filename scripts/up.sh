@@ -5,7 +5,8 @@
 # `make down`. Then load the demo image, apply manifests/demo.yaml and wait until the app
 # answers. Running it again starts only what is not running.
 #
-# Settings (environment): SKIFF_BIN (directory of the binaries, default target/release),
+# Settings (environment): SKIFF_BIN (directory of the binaries, default the release build in
+# $CARGO_TARGET_DIR or target/),
 # SKIFF_API_PORT (6443), SKIFF_ETCD_PORT (12379; the peer port is one above), SKIFF_AGENT_PORT
 # (10250), SKIFF_SCHEDULER_PORT (10259), SKIFF_CONTROLLERS_PORT (10257), SKIFF_NODE_NAME
 # (hostname), SKIFF_POD_CIDR (10.244.0.0/24), SKIFF_CLUSTER_CIDR (10.244.0.0/16), SKIFF_CNI_BRIDGE (skiff0), SKIFF_PROXY_PREFIX
@@ -13,7 +14,8 @@
 set -euo pipefail
 DATA_DIR=${1:?usage: up.sh DATA_DIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN="${SKIFF_BIN:-$ROOT/target/release}"
+# The release build `make up` just made (cargo honours CARGO_TARGET_DIR, so must we).
+BIN="${SKIFF_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release}"
 API_PORT=${SKIFF_API_PORT:-6443}
 ETCD_PORT=${SKIFF_ETCD_PORT:-12379}
 AGENT_PORT=${SKIFF_AGENT_PORT:-10250}
