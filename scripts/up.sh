@@ -55,10 +55,10 @@ fail() {
   exit 1
 }
 wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
-  local deadline=$((SECONDS + $1)) what=$2
+  local limit=$1 deadline=$((SECONDS + $1)) what=$2
   shift 2
   until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || fail "$what did not come up within $1 s"
+    [ $SECONDS -lt $deadline ] || fail "$what did not come up within $limit s"
     sleep 0.5
   done
 }

@@ -213,10 +213,24 @@ pub struct Existing {
     pub jumps: BTreeMap<String, Vec<String>>,
 }
 
+/// Whether `name` is one of the chains the proxy makes with `prefix`. Others may share the
+/// prefix (the agent's pod network chains, `SKIFF-FWD-<bridge>` with the default prefix) and
+/// must be left alone: claiming them would make a sync try to delete chains still in use.
+pub fn is_proxy_chain(name: &str, prefix: &str) -> bool {
+    let Some(rest) = name.strip_prefix(prefix).and_then(|r| r.strip_prefix('-')) else {
+        return false;
+    };
+    matches!(
+        rest,
+        "SERVICES" | "POSTROUTING" | "FORWARD" | "NODEPORTS" | "MARK-MASQ"
+    ) || rest.starts_with("SVC-")
+        || rest.starts_with("SEP-")
+}
+
 impl Existing {
-    /// Parse `iptables-save` output, keeping what belongs to chains named `<prefix>-...`.
+    /// Parse `iptables-save` output, keeping what belongs to the proxy's chains.
     pub fn parse(save: &str, prefix: &str) -> Existing {
-        let ours = |c: &str| c.starts_with(&format!("{prefix}-"));
+        let ours = |c: &str| is_proxy_chain(c, prefix);
         let mut ex = Existing::default();
         let mut table = String::new();
         for line in save.lines() {
@@ -726,10 +740,13 @@ mod tests {
 :SKIFF-SERVICES - [0:0]
 :SKIFF-SVC-OLD - [0:0]
 :SKIFFY-OTHER - [0:0]
+:SKIFF-MASQ-skiff0 - [0:0]
 -A PREROUTING -m comment --comment \"skiff service proxy\" -j SKIFF-SERVICES
 -A OUTPUT -m comment --comment \"skiff service proxy\" -j SKIFF-SERVICES
 -A OUTPUT -j SKIFFY-OTHER
+-A POSTROUTING -m comment --comment \"skiff pod network\" -j SKIFF-MASQ-skiff0
 -A SKIFF-SERVICES -j SKIFF-SVC-OLD
+-A SKIFF-MASQ-skiff0 -j MASQUERADE
 COMMIT
 ";
         let ex = Existing::parse(save, "SKIFF");
@@ -753,6 +770,8 @@ COMMIT
         ));
         assert!(clean.contains("-X SKIFF-SERVICES\n-X SKIFF-SVC-OLD\n"));
         assert!(!clean.contains("SKIFFY"));
+        // The pod network's chain shares the default prefix but is not the proxy's.
+        assert!(!out.contains("SKIFF-MASQ-skiff0") && !clean.contains("SKIFF-MASQ-skiff0"));
         assert_eq!(render_cleanup(&Existing::default()), None);
     }
 
