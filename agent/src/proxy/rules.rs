@@ -223,8 +223,9 @@ pub fn is_proxy_chain(name: &str, prefix: &str) -> bool {
     matches!(
         rest,
         "SERVICES" | "POSTROUTING" | "FORWARD" | "NODEPORTS" | "MARK-MASQ"
-    ) || rest.starts_with("SVC-")
-        || rest.starts_with("SEP-")
+    ) || ["SVC-", "EXT-", "SEP-"]
+        .iter()
+        .any(|per_port| rest.starts_with(per_port))
 }
 
 impl Existing {
@@ -692,6 +693,11 @@ mod tests {
         )));
         assert!(out.contains("-A SKIFF-NODEPORTS -m comment --comment \"default/web:http/tcp\" -p tcp -m tcp --dport 30080 -j SKIFF-EXT-"));
         assert!(out.contains("--dst-type LOCAL -j SKIFF-NODEPORTS"));
+        // Every chain the ruleset declares is one the proxy knows as its own (for cleanup).
+        for decl in out.lines().filter_map(|l| l.strip_prefix(':')) {
+            let name = decl.split_whitespace().next().unwrap();
+            assert!(is_proxy_chain(name, "SKIFF"), "{name}");
+        }
         // Jumps are inserted because none exists; the filter table accepts marked forwards.
         assert!(out.contains(
             "-I PREROUTING 1 -m comment --comment \"skiff service proxy\" -j SKIFF-SERVICES"
