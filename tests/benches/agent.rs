@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, DeleteParams, ListParams, WatchEvent, WatchParams};
 use serde_json::json;
 use skiff_testkit::bench::{ms, quantiles, write_section, Quantiles};
-use skiff_testkit::containerd::{running_as_root, ContainerdProc, TestNet, IMAGE, NS};
+use skiff_testkit::containerd::{
+    create_bound_pod, running_as_root, ContainerdProc, TestNet, IMAGE, NS,
+};
 use skiff_testkit::{wait_for, OwnedChild, TestCluster};
 
 const NODE: &str = "bench-node";
@@ -81,27 +83,19 @@ async fn bound_to_running(pods: &Api<Pod>, batch: usize, n: usize) -> Vec<Durati
         .unwrap()
         .boxed();
     let mut created: HashMap<String, Instant> = HashMap::new();
-    let creates = futures::future::join_all((0..n).map(|i| {
-        let pods = pods.clone();
-        async move {
-            let name = format!("bench-{batch}-{i}");
-            let pod: Pod = serde_json::from_value(json!({
-                "metadata": {"name": name},
-                "spec": {
-                    "nodeName": NODE,
-                    "terminationGracePeriodSeconds": 0,
-                    "containers": [{
-                        "name": "main",
-                        "image": IMAGE,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["/bin/sleep", "3600"],
-                    }],
-                },
-            }))
-            .unwrap();
-            pods.create(&PostParams::default(), &pod).await.unwrap();
-            (name, Instant::now())
-        }
+    let creates = futures::future::join_all((0..n).map(|i| async move {
+        let name = format!("bench-{batch}-{i}");
+        let spec = json!({
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{
+                "name": "main",
+                "image": IMAGE,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["/bin/sleep", "3600"],
+            }],
+        });
+        create_bound_pod(pods.clone().into_client(), NODE, &name, spec).await;
+        (name, Instant::now())
     }))
     .await;
     created.extend(creates);

@@ -349,3 +349,24 @@ pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Create pod `name` in `default` already bound to `node` (as the scheduler's binding leaves
+/// it), so an agent runs it without a scheduler; `spec` is the pod spec without `nodeName`.
+pub async fn create_bound_pod(
+    client: kube::Client,
+    node: &str,
+    name: &str,
+    mut spec: serde_json::Value,
+) -> k8s_openapi::api::core::v1::Pod {
+    spec["nodeName"] = serde_json::json!(node);
+    let pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .expect("a valid pod");
+    kube::Api::namespaced(client, "default")
+        .create(&kube::api::PostParams::default(), &pod)
+        .await
+        .unwrap_or_else(|e| panic!("creating pod {name}: {e}"))
+}

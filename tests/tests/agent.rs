@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use skiff_testkit::containerd::{
-    http_get_at, running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE,
+    create_bound_pod, http_get_at, running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE,
 };
 use skiff_testkit::{wait_for, TestCluster};
 use tempfile::TempDir;
@@ -85,18 +85,7 @@ impl Env {
     }
 
     async fn create_pod(&self, name: &str, spec: serde_json::Value) -> Pod {
-        let mut spec = spec;
-        spec["nodeName"] = json!(self.node);
-        let pod: Pod = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name},
-            "spec": spec,
-        }))
-        .unwrap();
-        self.pods()
-            .create(&PostParams::default(), &pod)
-            .await
-            .unwrap()
+        create_bound_pod(self.cluster.client(), &self.node, name, spec).await
     }
 
     async fn wait_pod<F>(&self, name: &str, what: &str, timeout: Duration, check: F) -> Pod

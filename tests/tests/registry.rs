@@ -28,7 +28,9 @@ use serde_json::{json, Value};
 use skiff_agent::registry::oci_client::secrets::RegistryAuth;
 use skiff_agent::registry::oci_client::Reference;
 use skiff_agent::registry::Registry;
-use skiff_testkit::containerd::{running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE};
+use skiff_testkit::containerd::{
+    create_bound_pod, running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE,
+};
 use skiff_testkit::{free_port, wait_for, TestCluster};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -625,18 +627,7 @@ impl Env {
     }
 
     async fn create_pod(&self, name: &str, spec: Value) -> Pod {
-        let mut spec = spec;
-        spec["nodeName"] = json!(self.node);
-        let pod: Pod = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name},
-            "spec": spec,
-        }))
-        .unwrap();
-        self.pods()
-            .create(&PostParams::default(), &pod)
-            .await
-            .unwrap()
+        create_bound_pod(self.cluster.client(), &self.node, name, spec).await
     }
 
     /// Wait until the pod's first container status satisfies `check`.
