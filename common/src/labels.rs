@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::validation::{check_label_key, check_label_value};
+use crate::validation::{label_value_problems, qualified_name_problem};
 
 /// Why a label selector was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,10 +76,12 @@ pub struct LabelSelector {
 impl Requirement {
     /// Builds a validated requirement; values are sorted and deduplicated as Kubernetes' set does.
     pub fn new(key: &str, op: Operator, values: Vec<String>) -> Result<Requirement, SelectorError> {
-        check_label_key(key).map_err(|reason| SelectorError::InvalidKey {
-            key: key.to_string(),
-            reason,
-        })?;
+        if let Some(reason) = qualified_name_problem(key) {
+            return Err(SelectorError::InvalidKey {
+                key: key.to_string(),
+                reason,
+            });
+        }
         let invalid = |reason: &str| SelectorError::InvalidRequirement {
             key: key.to_string(),
             reason: reason.to_string(),
@@ -116,11 +118,14 @@ impl Requirement {
             _ => {}
         }
         for value in &values {
-            check_label_value(value).map_err(|reason| SelectorError::InvalidValue {
-                key: key.to_string(),
-                value: value.clone(),
-                reason,
-            })?;
+            let problems = label_value_problems(value);
+            if !problems.is_empty() {
+                return Err(SelectorError::InvalidValue {
+                    key: key.to_string(),
+                    value: value.clone(),
+                    reason: problems.join("; "),
+                });
+            }
         }
         let mut values = values;
         values.sort();

@@ -6,7 +6,7 @@ pub mod fields;
 pub mod labels;
 pub mod quantity;
 pub mod strategic_merge;
-mod validation;
+pub mod validation;
 
 pub use duration::parse_duration;
 pub use fields::{FieldOp, FieldRequirement, FieldSelector, FieldSelectorError};

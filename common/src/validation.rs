@@ -1,13 +1,31 @@
-//! Name checks shared by label keys, label values and field selectors, worded like the
-//! messages of k8s.io/apimachinery/pkg/util/validation so users see familiar errors.
+//! The one name and label validator of the workspace, worded exactly like
+//! k8s.io/apimachinery/pkg/util/validation so users see the messages they know. The apiserver
+//! uses it for object metadata, the selector parser for label keys and values.
 
-const QUALIFIED_NAME_MAX: usize = 63;
-const LABEL_VALUE_MAX: usize = 63;
-const DNS_SUBDOMAIN_MAX: usize = 253;
+pub const DNS1123_LABEL_MAX: usize = 63;
+pub const DNS1123_SUBDOMAIN_MAX: usize = 253;
+pub const QUALIFIED_NAME_MAX: usize = 63;
+pub const LABEL_VALUE_MAX: usize = 63;
 
-const QUALIFIED_NAME_FORMAT: &str = "must consist of alphanumeric characters, '-', '_' or '.', \
-     and must start and end with an alphanumeric character (e.g. 'MyName', or 'my.name', or \
-     '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+pub const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+pub const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+pub const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+pub const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= DNS1123_LABEL_MAX
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Dot-separated DNS labels, at most 253 characters.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= DNS1123_SUBDOMAIN_MAX && s.split('.').all(is_dns1123_label)
+}
 
 /// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`, the shape of label names and values.
 fn is_name_token(s: &str) -> bool {
@@ -21,73 +39,44 @@ fn is_name_token(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
-/// RFC 1123 subdomain: dot-separated lowercase labels.
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= DNS_SUBDOMAIN_MAX
-        && s.split('.').all(|label| {
-            let b = label.as_bytes();
-            match (b.first(), b.last()) {
-                (Some(f), Some(l)) => {
-                    (f.is_ascii_lowercase() || f.is_ascii_digit())
-                        && (l.is_ascii_lowercase() || l.is_ascii_digit())
-                        && b.iter()
-                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-                }
-                _ => false,
-            }
-        })
+/// Empty, or a name token of at most 63 characters.
+pub fn is_label_value(s: &str) -> bool {
+    label_value_problems(s).is_empty()
 }
 
-/// Checks a label key: a name with an optional DNS subdomain prefix (`example.com/name`).
-pub(crate) fn check_label_key(key: &str) -> Result<(), String> {
+/// What is wrong with a label or annotation key (`prefix/name` or `name`), as
+/// `validation.IsQualifiedName` reports it; `None` when it is valid.
+pub fn qualified_name_problem(key: &str) -> Option<String> {
     let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
         None => (None, key),
-        Some((p, n)) if !n.contains('/') => (Some(p), n),
-        Some(_) => {
-            return Err(format!(
-                "a qualified name {QUALIFIED_NAME_FORMAT} with an optional DNS subdomain prefix \
-                 and '/' (e.g. 'example.com/MyName')"
-            ))
-        }
     };
-    if let Some(prefix) = prefix {
-        if prefix.is_empty() {
-            return Err("prefix part must be non-empty".into());
+    if let Some(p) = prefix {
+        if !is_dns1123_subdomain(p) {
+            return Some(format!("prefix part {DNS1123_SUBDOMAIN_MSG}"));
         }
-        if !is_dns_subdomain(prefix) {
-            return Err(format!(
-                "prefix part {prefix:?} must be a lowercase RFC 1123 subdomain of at most \
-                 {DNS_SUBDOMAIN_MAX} characters (e.g. 'example.com')"
-            ));
-        }
-    }
-    if name.is_empty() {
-        return Err("name part must be non-empty".into());
     }
     if name.len() > QUALIFIED_NAME_MAX {
-        return Err(format!(
+        return Some(format!(
             "name part must be no more than {QUALIFIED_NAME_MAX} characters"
         ));
     }
     if !is_name_token(name) {
-        return Err(format!("name part {QUALIFIED_NAME_FORMAT}"));
+        return Some(QUALIFIED_NAME_MSG.into());
     }
-    Ok(())
+    None
 }
 
-/// Checks a label value: empty, or a name token of at most 63 characters.
-pub(crate) fn check_label_value(value: &str) -> Result<(), String> {
+/// What is wrong with a label value, as `validation.IsValidLabelValue` reports it.
+pub fn label_value_problems(value: &str) -> Vec<String> {
+    let mut problems = Vec::new();
     if value.len() > LABEL_VALUE_MAX {
-        return Err(format!("must be no more than {LABEL_VALUE_MAX} characters"));
+        problems.push(format!("must be no more than {LABEL_VALUE_MAX} characters"));
     }
     if !value.is_empty() && !is_name_token(value) {
-        return Err(format!(
-            "a valid label {}",
-            QUALIFIED_NAME_FORMAT.replacen("must consist", "must be an empty string or consist", 1)
-        ));
+        problems.push(LABEL_VALUE_MSG.into());
     }
-    Ok(())
+    problems
 }
 
 #[cfg(test)]
@@ -104,7 +93,7 @@ mod tests {
             "k8s.io/x",
             "1-2/a",
         ] {
-            assert_eq!(check_label_key(ok), Ok(()), "{ok}");
+            assert_eq!(qualified_name_problem(ok), None, "{ok}");
         }
         let long = "x".repeat(64);
         for bad in [
@@ -119,19 +108,33 @@ mod tests {
             "ex_ample.com/a",
             long.as_str(),
         ] {
-            assert!(check_label_key(bad).is_err(), "{bad:?} accepted");
+            assert!(qualified_name_problem(bad).is_some(), "{bad:?} accepted");
         }
-        assert!(check_label_key(&format!("{}/a", "a".repeat(254))).is_err());
-        assert!(check_label_key(&"y".repeat(63)).is_ok());
+        assert!(qualified_name_problem(&format!("{}/a", "a".repeat(254))).is_some());
+        assert!(qualified_name_problem(&"y".repeat(63)).is_none());
     }
 
     #[test]
     fn values_may_be_empty_but_not_malformed() {
         for ok in ["", "v", "1.2.3", "a_b-c", &"z".repeat(63)] {
-            assert_eq!(check_label_value(ok), Ok(()), "{ok}");
+            assert!(is_label_value(ok), "{ok}");
         }
         for bad in ["-v", "v.", "a/b", "a b", &"z".repeat(64)] {
-            assert!(check_label_value(bad).is_err(), "{bad:?} accepted");
+            assert!(!is_label_value(bad), "{bad:?} accepted");
         }
+        assert_eq!(
+            label_value_problems(&"z".repeat(64)),
+            vec!["must be no more than 63 characters".to_string()]
+        );
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns1123_label("web-1"));
+        assert!(!is_dns1123_label("Web"));
+        assert!(!is_dns1123_label("a.b"));
+        assert!(is_dns1123_subdomain("a.b-c.d"));
+        assert!(!is_dns1123_subdomain("a..b"));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
     }
 }
