@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use crate::registry::{self, group_versions, ResourceInfo, ALL_VERBS};
+use crate::registry::strategy::KindStrategy;
+use crate::registry::{self, group_versions};
+use crate::resource::ALL_VERBS;
 
 /// The Kubernetes version whose API semantics skiff follows.
 pub const KUBE_MAJOR: &str = "1";
@@ -44,23 +46,26 @@ fn group_entry(group: &str, version: &str) -> Value {
     json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
 }
 
-pub fn groups() -> Value {
-    let groups: Vec<Value> = group_versions()
+pub fn groups<K: AsRef<dyn KindStrategy>>(kinds: &[K]) -> Value {
+    let groups: Vec<Value> = group_versions(kinds)
         .into_iter()
         .map(|(g, v)| group_entry(g, v))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn group(name: &str) -> Option<Value> {
-    let (g, v) = group_versions().into_iter().find(|(g, _)| *g == name)?;
+pub fn group<K: AsRef<dyn KindStrategy>>(kinds: &[K], name: &str) -> Option<Value> {
+    let (g, v) = group_versions(kinds)
+        .into_iter()
+        .find(|(g, _)| *g == name)?;
     let mut entry = group_entry(g, v);
     entry["kind"] = json!("APIGroup");
     entry["apiVersion"] = json!("v1");
     Some(entry)
 }
 
-fn resource_entry(r: &ResourceInfo) -> Vec<Value> {
+fn resource_entry(strategy: &dyn KindStrategy) -> Vec<Value> {
+    let r = strategy.info();
     let mut main = json!({
         "name": r.plural,
         "singularName": r.singular,
@@ -75,26 +80,29 @@ fn resource_entry(r: &ResourceInfo) -> Vec<Value> {
         main["categories"] = json!(r.categories);
     }
     let mut out = vec![main];
-    for sub in r.subresources {
-        let (kind, group, version, verbs) = sub.discovery();
+    for sub in strategy.subresources() {
         let mut entry = json!({
-            "name": format!("{}/{}", r.plural, sub.name()),
+            "name": format!("{}/{}", r.plural, sub.name),
             "singularName": "",
             "namespaced": r.namespaced,
-            "kind": if kind.is_empty() { r.kind } else { kind },
-            "verbs": verbs,
+            "kind": if sub.kind.is_empty() { r.kind } else { sub.kind },
+            "verbs": sub.verbs,
         });
-        if !group.is_empty() {
-            entry["group"] = json!(group);
-            entry["version"] = json!(version);
+        if !sub.group.is_empty() {
+            entry["group"] = json!(sub.group);
+            entry["version"] = json!(sub.version);
         }
         out.push(entry);
     }
     out
 }
 
-pub fn resources(group: &str, version: &str) -> Option<Value> {
-    let list: Vec<Value> = registry::in_group_version(group, version)
+pub fn resources<K: AsRef<dyn KindStrategy>>(
+    kinds: &[K],
+    group: &str,
+    version: &str,
+) -> Option<Value> {
+    let list: Vec<Value> = registry::in_group_version(kinds, group, version)
         .flat_map(resource_entry)
         .collect();
     if list.is_empty() {
@@ -110,225 +118,15 @@ pub fn resources(group: &str, version: &str) -> Option<Value> {
     )
 }
 
-fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
-}
-
-/// `/openapi/v3`: one document per group/version.
-pub fn openapi_v3_index() -> Value {
-    let mut paths = serde_json::Map::new();
-    let mut gvs = vec![("", "v1")];
-    gvs.extend(group_versions());
-    for (g, v) in gvs {
-        let path = gv_path(g, v);
-        paths.insert(
-            path.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash=skiff-{}", env!("CARGO_PKG_VERSION"))}),
-        );
-    }
-    json!({"paths": paths})
-}
-
-/// The operations of one group/version. kubectl reads the `fieldValidation` parameter on each
-/// kind's PATCH operation to learn that the server validates fields itself.
-pub fn openapi_v3_document(group: &str, version: &str) -> Option<Value> {
-    let mut paths = serde_json::Map::new();
-    for r in registry::in_group_version(group, version) {
-        let base = format!("/{}", gv_path(group, version));
-        let item = if r.namespaced {
-            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
-        } else {
-            format!("{base}/{}/{{name}}", r.plural)
-        };
-        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
-        let params = json!([
-            {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-            {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-            {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-            {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}},
-        ]);
-        let op = |verb: &str| {
-            json!({
-                "operationId": format!("{verb}{}", r.kind),
-                "parameters": params,
-                "x-kubernetes-action": verb,
-                "x-kubernetes-group-version-kind": gvk,
-                "responses": {"200": {"description": "OK"}},
-            })
-        };
-        paths.insert(item, json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
-    }
-    if paths.is_empty() {
-        return None;
-    }
-    Some(json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0")},
-        "paths": paths,
-        "components": {"schemas": schemas(group, version)},
-    }))
-}
-
-/// The JSON schemas of a group/version's kinds and everything they reference, from the
-/// k8s-openapi types (with their Kubernetes descriptions), so that `kubectl explain` works.
-fn schemas(group: &str, version: &str) -> Value {
-    use k8s_openapi::api::{apps, batch, coordination, core, discovery as disc};
-    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
-    let mut kinds = Vec::new();
-    for r in registry::in_group_version(group, version) {
-        let name = match r.kind {
-            "Namespace" => generator.subschema_for::<core::v1::Namespace>(),
-            "Pod" => generator.subschema_for::<core::v1::Pod>(),
-            "Node" => generator.subschema_for::<core::v1::Node>(),
-            "Service" => generator.subschema_for::<core::v1::Service>(),
-            "Endpoints" => generator.subschema_for::<core::v1::Endpoints>(),
-            "Event" => generator.subschema_for::<core::v1::Event>(),
-            "ConfigMap" => generator.subschema_for::<core::v1::ConfigMap>(),
-            "Secret" => generator.subschema_for::<core::v1::Secret>(),
-            "Deployment" => generator.subschema_for::<apps::v1::Deployment>(),
-            "ReplicaSet" => generator.subschema_for::<apps::v1::ReplicaSet>(),
-            "Job" => generator.subschema_for::<batch::v1::Job>(),
-            "Lease" => generator.subschema_for::<coordination::v1::Lease>(),
-            "EndpointSlice" => generator.subschema_for::<disc::v1::EndpointSlice>(),
-            _ => continue,
-        };
-        let reference = name
-            .get("$ref")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        kinds.push((reference.rsplit('/').next().unwrap_or("").to_string(), r));
-    }
-    let mut defs = generator.take_definitions(true);
-    for (name, r) in &kinds {
-        if let Some(node) = skiff_common::schema_for(&r.api_version(), r.kind) {
-            add_patch_extensions(&mut defs, name, node, 0);
-        }
-    }
-    for (name, r) in kinds {
-        if let Some(schema) = defs.get_mut(&name).and_then(Value::as_object_mut) {
-            schema.insert(
-                "x-kubernetes-group-version-kind".into(),
-                json!([{"group": r.group, "version": r.version, "kind": r.kind}]),
-            );
-        }
-    }
-    Value::Object(defs)
-}
-
-/// The definition a property refers to, directly, through `allOf`, or as its list items.
-fn referenced_definition(prop: &Value) -> Option<String> {
-    let direct = |v: &Value| {
-        v.get("$ref")
-            .or_else(|| v.pointer("/allOf/0/$ref"))
-            .and_then(Value::as_str)
-            .map(|r| r.rsplit('/').next().unwrap_or("").to_string())
-    };
-    direct(prop).or_else(|| prop.get("items").and_then(direct))
-}
-
-/// Mark merge keys and patch strategies as Kubernetes' published schemas do
-/// (`x-kubernetes-patch-merge-key`, `x-kubernetes-patch-strategy`), so clients that compute
-/// strategic merge patches from the OpenAPI document (kubectl apply) merge lists by key.
-fn add_patch_extensions(
-    defs: &mut serde_json::Map<String, Value>,
-    definition: &str,
-    node: &skiff_common::SchemaNode,
-    depth: usize,
-) {
-    use skiff_common::ListStrategy;
-    if depth > 16 {
-        return;
-    }
-    for field in node.fields {
-        let Some(prop) = defs
-            .get_mut(definition)
-            .and_then(|d| d.get_mut("properties"))
-            .and_then(|p| p.get_mut(field.name))
-            .and_then(Value::as_object_mut)
-        else {
-            continue;
-        };
-        let mut strategy = Vec::new();
-        match field.list {
-            ListStrategy::MergeByKey(key) => {
-                prop.insert("x-kubernetes-patch-merge-key".into(), json!(key));
-                strategy.push("merge");
-            }
-            ListStrategy::MergePrimitives => strategy.push("merge"),
-            ListStrategy::Atomic => {}
-        }
-        if field.retain_keys {
-            strategy.push("retainKeys");
-        }
-        if !strategy.is_empty() {
-            prop.insert(
-                "x-kubernetes-patch-strategy".into(),
-                json!(strategy.join(",")),
-            );
-        }
-        let child = referenced_definition(&Value::Object(prop.clone()));
-        if let (Some(child), Some(child_node)) = (child, field.node) {
-            add_patch_extensions(defs, &child, child_node, depth + 1);
-        }
-    }
-}
-
-/// `/openapi/v2` as JSON: paths and definitions are left out, so kubectl (which fetches this
-/// document before `apply`) validates nothing client-side and computes strategic merge patches
-/// from its built-in types, leaving validation to the server.
-pub fn openapi_v2_json() -> Value {
-    json!({
-        "swagger": "2.0",
-        "info": {"title": "Kubernetes", "version": format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0")},
-        "paths": {},
-        "definitions": {},
-    })
-}
-
-/// The same document in the gnostic `openapi.v2.Document` protobuf encoding, which is the only
-/// one client-go's `OpenAPISchema()` accepts.
-pub fn openapi_v2_protobuf() -> Vec<u8> {
-    fn field(out: &mut Vec<u8>, number: u8, bytes: &[u8]) {
-        // Wire type 2 (length-delimited); every length here fits a one-byte varint.
-        out.push((number << 3) | 2);
-        out.push(u8::try_from(bytes.len()).expect("short field"));
-        out.extend_from_slice(bytes);
-    }
-    let version = format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0");
-    let mut info = Vec::new();
-    field(&mut info, 1, b"Kubernetes");
-    field(&mut info, 2, version.as_bytes());
-    let mut doc = Vec::new();
-    field(&mut doc, 1, b"2.0");
-    field(&mut doc, 2, &info);
-    field(&mut doc, 8, &[]);
-    field(&mut doc, 9, &[]);
-    doc
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn openapi_v2_protobuf_encodes_swagger_and_info() {
-        let doc = openapi_v2_protobuf();
-        assert_eq!(&doc[..5], &[0x0a, 3, b'2', b'.', b'0']);
-        assert_eq!(doc[5], 0x12, "info is field 2");
-        assert!(
-            doc.ends_with(&[0x42, 0, 0x4a, 0]),
-            "empty paths (8) and definitions (9)"
-        );
-    }
+    use crate::registry::builtin::{kinds, RegistryConfig};
 
     #[test]
     fn core_discovery_lists_pods_with_short_names_and_subresources() {
-        let doc = resources("", "v1").unwrap();
+        let kinds = kinds(&RegistryConfig::default());
+        let doc = resources(&kinds, "", "v1").unwrap();
         let list = doc["resources"].as_array().unwrap();
         let pods = list.iter().find(|r| r["name"] == "pods").unwrap();
         assert_eq!(pods["shortNames"], json!(["po"]));
@@ -339,13 +137,14 @@ mod tests {
 
     #[test]
     fn apps_group_is_discoverable() {
-        let groups = groups();
+        let kinds = kinds(&RegistryConfig::default());
+        let groups = groups(&kinds);
         assert!(groups["groups"]
             .as_array()
             .unwrap()
             .iter()
             .any(|g| g["name"] == "apps"));
-        let scale = resources("apps", "v1").unwrap()["resources"]
+        let scale = resources(&kinds, "apps", "v1").unwrap()["resources"]
             .as_array()
             .unwrap()
             .iter()
@@ -353,21 +152,5 @@ mod tests {
             .cloned()
             .unwrap();
         assert_eq!(scale["group"], "autoscaling");
-    }
-
-    #[test]
-    fn openapi_documents_advertise_field_validation() {
-        let doc = openapi_v3_document("apps", "v1").unwrap();
-        let patch =
-            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-        assert_eq!(
-            patch["x-kubernetes-group-version-kind"]["kind"],
-            "Deployment"
-        );
-        assert!(patch["parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["name"] == "fieldValidation"));
     }
 }

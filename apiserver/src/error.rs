@@ -5,7 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::registry::ResourceInfo;
+use crate::resource::ResourceInfo;
+use crate::storage::StoreError;
 
 /// One invalid field of a rejected object (`details.causes[]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -82,12 +83,64 @@ fn quote_value(v: &str) -> String {
     }
 }
 
+/// `metav1.StatusReason`: why a request failed, as clients test it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    Gone,
+    Expired,
+    Invalid,
+    MethodNotAllowed,
+    NotAcceptable,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+    TooManyRequests,
+    Timeout,
+    InternalError,
+    ServiceUnavailable,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::BadRequest => "BadRequest",
+            Reason::Unauthorized => "Unauthorized",
+            Reason::Forbidden => "Forbidden",
+            Reason::NotFound => "NotFound",
+            Reason::AlreadyExists => "AlreadyExists",
+            Reason::Conflict => "Conflict",
+            Reason::Gone => "Gone",
+            Reason::Expired => "Expired",
+            Reason::Invalid => "Invalid",
+            Reason::MethodNotAllowed => "MethodNotAllowed",
+            Reason::NotAcceptable => "NotAcceptable",
+            Reason::RequestEntityTooLarge => "RequestEntityTooLarge",
+            Reason::UnsupportedMediaType => "UnsupportedMediaType",
+            Reason::TooManyRequests => "TooManyRequests",
+            Reason::Timeout => "Timeout",
+            Reason::InternalError => "InternalError",
+            Reason::ServiceUnavailable => "ServiceUnavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An error answered to an API client.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{code} {reason}: {message}")]
 pub struct ApiError {
     pub code: u16,
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     pub details: Option<Box<Value>>,
     /// Extra response headers (e.g. `Retry-After`).
@@ -97,7 +150,7 @@ pub struct ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: u16, reason: Reason, message: impl Into<String>) -> Self {
         ApiError {
             code,
             reason,
@@ -119,7 +172,7 @@ impl ApiError {
     pub fn not_found(info: &ResourceInfo, name: &str) -> Self {
         Self::new(
             404,
-            "NotFound",
+            Reason::NotFound,
             format!("{} \"{name}\" not found", info.qualified_plural()),
         )
         .with_details(info, name)
@@ -128,7 +181,7 @@ impl ApiError {
     pub fn already_exists(info: &ResourceInfo, name: &str) -> Self {
         Self::new(
             409,
-            "AlreadyExists",
+            Reason::AlreadyExists,
             format!("{} \"{name}\" already exists", info.qualified_plural()),
         )
         .with_details(info, name)
@@ -137,7 +190,7 @@ impl ApiError {
     pub fn conflict(info: &ResourceInfo, name: &str, why: &str) -> Self {
         Self::new(
             409,
-            "Conflict",
+            Reason::Conflict,
             format!(
                 "Operation cannot be fulfilled on {} \"{name}\": {why}",
                 info.qualified_plural()
@@ -168,7 +221,7 @@ impl ApiError {
         };
         let mut err = Self::new(
             422,
-            "Invalid",
+            Reason::Invalid,
             format!("{kind_group} \"{name}\" is invalid: {message}"),
         );
         let causes: Vec<Value> = causes
@@ -184,7 +237,7 @@ impl ApiError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(400, "BadRequest", message)
+        Self::new(400, Reason::BadRequest, message)
     }
 
     pub fn forbidden(info: &ResourceInfo, name: &str, why: &str) -> Self {
@@ -193,30 +246,35 @@ impl ApiError {
         } else {
             format!("{} \"{name}\"", info.qualified_plural())
         };
-        Self::new(403, "Forbidden", format!("{what} is forbidden: {why}")).with_details(info, name)
+        Self::new(
+            403,
+            Reason::Forbidden,
+            format!("{what} is forbidden: {why}"),
+        )
+        .with_details(info, name)
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
-        Self::new(405, "MethodNotAllowed", message)
+        Self::new(405, Reason::MethodNotAllowed, message)
     }
 
     pub fn not_found_path() -> Self {
         Self::new(
             404,
-            "NotFound",
+            Reason::NotFound,
             "the server could not find the requested resource",
         )
     }
 
     /// 410: the requested resourceVersion is no longer available.
     pub fn expired(message: impl Into<String>) -> Self {
-        Self::new(410, "Expired", message)
+        Self::new(410, Reason::Expired, message)
     }
 
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             413,
-            "RequestEntityTooLarge",
+            Reason::RequestEntityTooLarge,
             format!("Request entity too large: limit is {limit}"),
         )
     }
@@ -231,13 +289,13 @@ impl ApiError {
         };
         Self::new(
             415,
-            "UnsupportedMediaType",
+            Reason::UnsupportedMediaType,
             format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?}){hint}"),
         )
     }
 
     pub fn timeout(message: impl Into<String>) -> Self {
-        let mut e = Self::new(504, "Timeout", message);
+        let mut e = Self::new(504, Reason::Timeout, message);
         e.retry_after = Some(1);
         e
     }
@@ -245,13 +303,13 @@ impl ApiError {
     pub fn internal(message: impl std::fmt::Display) -> Self {
         Self::new(
             500,
-            "InternalError",
+            Reason::InternalError,
             format!("Internal error occurred: {message}"),
         )
     }
 
     pub fn unavailable(message: impl std::fmt::Display) -> Self {
-        let mut e = Self::new(503, "ServiceUnavailable", message.to_string());
+        let mut e = Self::new(503, Reason::ServiceUnavailable, message.to_string());
         e.retry_after = Some(1);
         e
     }
@@ -263,7 +321,7 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
+            "reason": self.reason.as_str(),
             "code": self.code,
         });
         if let Some(details) = &self.details {
@@ -299,11 +357,19 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::storage::StoreError> for ApiError {
-    fn from(e: crate::storage::StoreError) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match e {
-            crate::storage::StoreError::Compacted(msg) => ApiError::expired(msg),
-            other => ApiError::internal(other),
+            StoreError::Compacted(_) | StoreError::TooOldResourceVersion { .. } => {
+                ApiError::expired(e.to_string())
+            }
+            StoreError::TooLargeResourceVersion { .. } => ApiError::timeout(e.to_string()),
+            StoreError::InvalidResourceVersion(_) | StoreError::InvalidContinue(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            StoreError::Etcd(_) | StoreError::Corrupt { .. } | StoreError::CacheStopped => {
+                ApiError::internal(e)
+            }
         }
     }
 }

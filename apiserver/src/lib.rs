@@ -1,23 +1,28 @@
 //! skiff-apiserver: the Kubernetes REST API for the kinds skiff serves, stored in etcd.
 //!
-//! Requests flow `rest` (path and verb) → `admission` (decode, default, validate, allocate) →
-//! `storage` (compare-and-swap on etcd). Lists and watches are served by `watch` caches fed
-//! by one etcd watch per resource.
+//! A request flows `endpoints` (HTTP: path, verb, negotiation) → `registry` (the generic store
+//! flow calling each kind's strategy; admission) → `storage` (etcd compare-and-swap writes,
+//! watch-cache reads). `server` only wires them.
 
 pub mod admission;
+pub mod config;
 pub mod discovery;
+pub mod endpoints;
 pub mod error;
-pub mod logs;
 pub mod managed_fields;
 pub mod metrics;
 pub mod object;
+pub mod openapi;
+pub mod params;
 pub mod patch;
+pub mod printers;
 pub mod registry;
-pub mod rest;
+pub mod resource;
 pub mod selection;
 pub mod server;
+pub mod state;
 pub mod storage;
-pub mod table;
-pub mod watch;
+pub mod wire;
 
-pub use server::{start, Config, RunningServer};
+pub use config::Config;
+pub use server::{start, RunningServer};

@@ -46,12 +46,21 @@ pub fn is_deleting(obj: &Value) -> bool {
 }
 
 /// RFC 3339 with second precision, as metav1.Time serializes.
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+pub fn timestamp(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 pub fn now() -> String {
-    timestamp(chrono::Utc::now())
+    timestamp(jiff::Timestamp::now())
+}
+
+/// The time `secs` seconds from now.
+pub fn timestamp_in(secs: i64) -> String {
+    let now = jiff::Timestamp::now();
+    timestamp(
+        now.checked_add(jiff::SignedDuration::from_secs(secs))
+            .unwrap_or(now),
+    )
 }
 
 /// Five characters from the alphabet Kubernetes uses for generated names (no vowels, no

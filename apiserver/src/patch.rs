@@ -3,8 +3,9 @@
 
 use serde_json::Value;
 
+use crate::error::Reason;
 use crate::error::{ApiError, ApiResult};
-use crate::registry::ResourceInfo;
+use crate::registry::strategy::KindStrategy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchType {
@@ -24,7 +25,7 @@ impl PatchType {
             "application/apply-patch+yaml" => Ok(PatchType::Apply),
             other => Err(ApiError::new(
                 415,
-                "UnsupportedMediaType",
+                Reason::UnsupportedMediaType,
                 format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other:?})"),
             )),
         }
@@ -43,7 +44,7 @@ pub fn parse_body(ty: PatchType, body: &[u8]) -> ApiResult<Value> {
 
 /// Apply `patch` to the JSON form of an existing object.
 pub fn apply(
-    info: &ResourceInfo,
+    strategy: &dyn KindStrategy,
     ty: PatchType,
     current: &Value,
     patch: &Value,
@@ -64,7 +65,7 @@ pub fn apply(
             json_patch::patch(&mut doc, &ops).map_err(|e| {
                 ApiError::new(
                     422,
-                    "Invalid",
+                    Reason::Invalid,
                     format!("the server rejected our request due to an error in our request: {e}"),
                 )
             })?;
@@ -76,9 +77,9 @@ pub fn apply(
                     "strategic merge patch must be a JSON object",
                 ));
             }
-            let schema = skiff_common::schema_for(&info.api_version(), info.kind);
-            skiff_common::apply_patch(current, patch, schema)
-                .map_err(|e| ApiError::new(422, "Invalid", format!("unable to apply patch: {e}")))
+            skiff_common::apply_patch(current, patch, Some(strategy.patch_schema())).map_err(|e| {
+                ApiError::new(422, Reason::Invalid, format!("unable to apply patch: {e}"))
+            })
         }
     }
 }
@@ -86,15 +87,15 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::find;
+    use crate::registry::apps::deployment::DeploymentStrategy;
+    use crate::registry::core::configmap::ConfigMapStrategy;
     use serde_json::json;
 
     #[test]
     fn merge_patch_null_removes_a_key() {
-        let cms = find("", "v1", "configmaps").unwrap();
         let cur = json!({"data": {"a": "1", "b": "2"}});
         let out = apply(
-            cms,
+            &ConfigMapStrategy,
             PatchType::Merge,
             &cur,
             &json!({"data": {"a": null, "c": "3"}}),
@@ -105,22 +106,22 @@ mod tests {
 
     #[test]
     fn json_patch_test_failure_is_rejected() {
-        let cms = find("", "v1", "configmaps").unwrap();
         let cur = json!({"data": {"a": "1"}});
         let patch = json!([{"op": "test", "path": "/data/a", "value": "2"}]);
         assert_eq!(
-            apply(cms, PatchType::Json, &cur, &patch).unwrap_err().code,
+            apply(&ConfigMapStrategy, PatchType::Json, &cur, &patch)
+                .unwrap_err()
+                .code,
             422
         );
     }
 
     #[test]
     fn strategic_patch_merges_containers_by_name() {
-        let deps = find("apps", "v1", "deployments").unwrap();
         let cur = json!({"spec": {"template": {"spec": {"containers": [
             {"name": "a", "image": "one"}, {"name": "b", "image": "two"}]}}}});
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "three"}]}}}});
-        let out = apply(deps, PatchType::Strategic, &cur, &patch).unwrap();
+        let out = apply(&DeploymentStrategy, PatchType::Strategic, &cur, &patch).unwrap();
         assert_eq!(
             out["spec"]["template"]["spec"]["containers"][0]["image"],
             "one"

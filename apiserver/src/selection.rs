@@ -6,58 +6,25 @@ use skiff_common::fields::FieldSelector;
 use skiff_common::labels::LabelSelector;
 
 use crate::error::ApiError;
-use crate::registry::ResourceInfo;
-
-/// The fields a kind can be selected on, besides metadata.name and metadata.namespace.
-fn extra_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "Pod" => &[
-            "spec.nodeName",
-            "spec.schedulerName",
-            "spec.restartPolicy",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ],
-        "Node" => &["spec.unschedulable"],
-        "Event" => &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        ],
-        "Secret" => &["type"],
-        "Namespace" => &["status.phase"],
-        "ReplicaSet" => &["status.replicas"],
-        "Job" => &["status.successful"],
-        _ => &[],
-    }
-}
+use crate::registry::strategy::{KindStrategy, SelectableField};
 
 /// The value of a selectable field, rendered as Kubernetes renders it for field selectors.
-pub fn field_value(obj: &Value, field: &str) -> Option<String> {
+fn field_value(obj: &Value, field: &str, selectable: &[SelectableField]) -> Option<String> {
     let pointer = match field {
-        "source" => "/source/component".to_string(),
-        other => format!("/{}", other.replace('.', "/")),
+        "metadata.name" => "/metadata/name",
+        "metadata.namespace" => "/metadata/namespace",
+        other => selectable.iter().find(|f| f.name == other)?.pointer,
     };
-    match obj.pointer(&pointer) {
+    match obj.pointer(pointer) {
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Bool(b)) => Some(b.to_string()),
         Some(Value::Number(n)) => Some(n.to_string()),
         // Kubernetes renders absent booleans and counters as their zero value.
-        None if field == "spec.unschedulable" || field == "spec.hostNetwork" => {
-            Some("false".into())
-        }
-        None if field == "status.replicas" || field == "status.successful" => Some("0".into()),
+        None => selectable
+            .iter()
+            .find(|f| f.name == field)
+            .and_then(|f| f.absent)
+            .map(str::to_string),
         _ => None,
     }
 }
@@ -67,11 +34,12 @@ pub fn field_value(obj: &Value, field: &str) -> Option<String> {
 pub struct Selection {
     pub labels: LabelSelector,
     pub fields: FieldSelector,
+    selectable: &'static [SelectableField],
 }
 
 impl Selection {
     pub fn parse(
-        info: &ResourceInfo,
+        strategy: &dyn KindStrategy,
         labels: Option<&str>,
         fields: Option<&str>,
     ) -> Result<Self, ApiError> {
@@ -79,19 +47,23 @@ impl Selection {
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
         let fields = FieldSelector::parse(fields.unwrap_or(""))
             .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
-        let allowed = extra_fields(info.kind);
+        let selectable = strategy.selectable_fields();
         for req in fields.requirements() {
             let field = req.field.as_str();
             if field != "metadata.name"
                 && field != "metadata.namespace"
-                && !allowed.contains(&field)
+                && !selectable.iter().any(|f| f.name == field)
             {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
             }
         }
-        Ok(Selection { labels, fields })
+        Ok(Selection {
+            labels,
+            fields,
+            selectable,
+        })
     }
 
     pub fn is_everything(&self) -> bool {
@@ -100,7 +72,9 @@ impl Selection {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.labels.matches_json(obj.pointer("/metadata/labels"))
-            && self.fields.matches(|f| field_value(obj, f))
+            && self
+                .fields
+                .matches(|f| field_value(obj, f, self.selectable))
     }
 
     /// A `metadata.name=X` requirement narrows a list to one key.
@@ -112,14 +86,15 @@ impl Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::find;
+    use crate::registry::core::configmap::ConfigMapStrategy;
+    use crate::registry::core::node::NodeStrategy;
+    use crate::registry::core::pod::PodStrategy;
     use serde_json::json;
 
     #[test]
     fn pods_select_on_node_and_phase() {
-        let pods = find("", "v1", "pods").unwrap();
         let sel = Selection::parse(
-            pods,
+            &PodStrategy,
             Some("app=web"),
             Some("spec.nodeName=n1,status.phase!=Failed"),
         )
@@ -132,16 +107,14 @@ mod tests {
 
     #[test]
     fn unsupported_field_is_a_bad_request() {
-        let cms = find("", "v1", "configmaps").unwrap();
-        let err = Selection::parse(cms, None, Some("spec.nodeName=x")).unwrap_err();
+        let err = Selection::parse(&ConfigMapStrategy, None, Some("spec.nodeName=x")).unwrap_err();
         assert_eq!(err.code, 400);
         assert!(err.message.contains("spec.nodeName"));
     }
 
     #[test]
     fn unset_unschedulable_selects_as_false() {
-        let nodes = find("", "v1", "nodes").unwrap();
-        let sel = Selection::parse(nodes, None, Some("spec.unschedulable=false")).unwrap();
+        let sel = Selection::parse(&NodeStrategy, None, Some("spec.unschedulable=false")).unwrap();
         assert!(sel.matches(&json!({"metadata": {"name": "n"}, "spec": {}})));
     }
 }

@@ -1,83 +1,28 @@
-//! Wiring: configuration, shared state, the HTTP router, bootstrap objects, and shutdown.
+//! Wiring: etcd, the registry and its watch caches, bootstrap objects, the HTTP router, and
+//! shutdown. No request handling lives here.
 
-use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use ipnet::Ipv4Net;
-use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::admission::allocator::Allocators;
-use crate::discovery;
-use crate::error::ApiError;
+use crate::config::Config;
+use crate::endpoints::{self, discovery as discovery_http};
 use crate::metrics::Metrics;
-use crate::registry::{self, ResourceInfo, RESOURCES};
-use crate::rest::{self, json_response};
+use crate::registry::core::{namespace, service};
+use crate::registry::generic::create::create_internal;
+use crate::registry::{builtin, Registry};
+use crate::state::AppState;
 use crate::storage::Store;
-use crate::watch::WatchCache;
-
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub etcd_servers: Vec<String>,
-    pub bind_address: IpAddr,
-    /// 0 picks a free port.
-    pub port: u16,
-    pub service_cluster_ip_range: Ipv4Net,
-    pub service_node_port_range: RangeInclusive<u16>,
-    /// Events kept per resource for watches that resume from a resourceVersion.
-    pub watch_cache_size: usize,
-    pub bookmark_interval: Duration,
-    /// Watches without timeoutSeconds last between this and twice this.
-    pub min_request_timeout: Duration,
-    /// How often etcd history older than one interval is compacted (None: never).
-    pub compaction_interval: Option<Duration>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            etcd_servers: vec!["http://127.0.0.1:2379".into()],
-            bind_address: IpAddr::from([127, 0, 0, 1]),
-            port: 6443,
-            service_cluster_ip_range: "10.96.0.0/12".parse().expect("valid CIDR"),
-            service_node_port_range: 30000..=32767,
-            watch_cache_size: 10_000,
-            bookmark_interval: Duration::from_secs(60),
-            min_request_timeout: Duration::from_secs(1800),
-            compaction_interval: Some(Duration::from_secs(300)),
-        }
-    }
-}
-
-pub struct AppState {
-    pub config: Config,
-    pub store: Store,
-    caches: Vec<Arc<WatchCache>>,
-    pub allocators: Allocators,
-    pub metrics: Metrics,
-    pub shutdown: watch::Receiver<bool>,
-    pub address: SocketAddr,
-}
-
-impl AppState {
-    pub fn cache(&self, info: &ResourceInfo) -> &Arc<WatchCache> {
-        let index = RESOURCES
-            .iter()
-            .position(|r| std::ptr::eq(r, info))
-            .expect("every served resource has a cache");
-        &self.caches[index]
-    }
-}
 
 /// A running apiserver.
 pub struct RunningServer {
@@ -122,20 +67,22 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("reading from etcd at {}", config.etcd_servers.join(",")))?;
 
+    let registry_config = config.registry();
+    let registry = Registry::new(
+        builtin::kinds(&registry_config),
+        builtin::admission(),
+        &store,
+        config.watch_cache_size,
+    );
     let mut background = Vec::new();
-    let mut caches = Vec::new();
-    for info in RESOURCES {
-        let cache = WatchCache::new(info, config.watch_cache_size);
+    for cache in registry.caches() {
         background.push(tokio::spawn(cache.clone().run(store.clone())));
-        caches.push(cache);
     }
-    for cache in &caches {
+    for cache in registry.caches() {
         cache
             .wait_for(revision, Duration::from_secs(30))
             .await
-            .map_err(|e| {
-                anyhow::anyhow!("watch cache for {} did not sync: {e}", cache.info.plural)
-            })?;
+            .map_err(|e| anyhow::anyhow!("watch cache for {} did not sync: {e}", cache.resource))?;
     }
 
     let listener = TcpListener::bind((config.bind_address, config.port))
@@ -144,18 +91,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
-        allocators: Allocators {
-            service_range: config.service_cluster_ip_range,
-            node_ports: config.service_node_port_range.clone(),
-        },
         config: config.clone(),
+        registry,
         store: store.clone(),
-        caches,
         metrics: Metrics::default(),
         shutdown: shutdown_rx.clone(),
         address: addr,
     });
-    bootstrap(&state)
+    bootstrap(&state, &registry_config)
         .await
         .context("creating the default namespaces")?;
     if let Some(every) = config.compaction_interval {
@@ -185,23 +128,23 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 }
 
 /// The namespaces every cluster has, and the `kubernetes` service pointing at the API.
-async fn bootstrap(state: &AppState) -> anyhow::Result<()> {
-    let namespaces = registry::namespaces();
-    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        rest::create_internal(state, namespaces, None, obj)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+async fn bootstrap(state: &AppState, config: &builtin::RegistryConfig) -> anyhow::Result<()> {
+    let registry = &state.registry;
+    for ns in namespace::BOOTSTRAP {
+        create_internal(
+            registry.of(&namespace::INFO),
+            None,
+            namespace::new_object(ns),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let services = registry::find("", "v1", "services").expect("services are served");
-    let svc = json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "kubernetes", "namespace": "default",
-                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"clusterIP": state.allocators.first_ip().to_string(),
-                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": state.address.port()}]}
-    });
-    rest::create_internal(state, services, Some("default"), svc)
+    let allocators = service::allocator::Allocators {
+        service_range: config.service_cluster_ip_range,
+        node_ports: config.service_node_port_range.clone(),
+    };
+    let svc = service::kubernetes_service(&allocators.first_ip().to_string(), state.address.port());
+    create_internal(registry.of(&service::INFO), Some("default"), svc)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
@@ -225,8 +168,8 @@ async fn compact_periodically(state: Arc<AppState>, every: Duration) {
         if let Some(rev) = previous {
             match state.store.compact(rev).await {
                 Ok(()) => {
-                    for info in RESOURCES {
-                        state.cache(info).trim_history(rev);
+                    for cache in state.registry.caches() {
+                        cache.trim_history(rev);
                     }
                     tracing::debug!(revision = rev, "compacted etcd");
                 }
@@ -242,26 +185,20 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health))
         .route("/livez", get(health))
         .route("/readyz", get(ready))
-        .route(
-            "/version",
-            get(|| async { json_response(StatusCode::OK, &discovery::version()) }),
-        )
+        .route("/version", get(discovery_http::version))
         .route("/metrics", get(metrics))
-        .route("/api", get(core_versions))
+        .route("/api", get(discovery_http::core_versions))
+        .route("/apis", get(discovery_http::groups))
+        .route("/api/{version}", get(discovery_http::core_resources))
+        .route("/apis/{group}", get(discovery_http::api_group))
         .route(
-            "/apis",
-            get(|| async { json_response(StatusCode::OK, &discovery::groups()) }),
+            "/apis/{group}/{version}",
+            get(discovery_http::group_resources),
         )
-        .route("/api/{version}", get(core_resources))
-        .route("/apis/{group}", get(api_group))
-        .route("/apis/{group}/{version}", get(group_resources))
-        .route("/openapi/v2", get(openapi_v2))
-        .route(
-            "/openapi/v3",
-            get(|| async { json_response(StatusCode::OK, &discovery::openapi_v3_index()) }),
-        )
-        .route("/openapi/v3/{*path}", get(openapi_v3))
-        .fallback(rest::dispatch)
+        .route("/openapi/v2", get(discovery_http::openapi_v2))
+        .route("/openapi/v3", get(discovery_http::openapi_v3_index))
+        .route("/openapi/v3/{*path}", get(discovery_http::openapi_v3))
+        .fallback(endpoints::dispatch)
         .with_state(state)
 }
 
@@ -289,56 +226,4 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-async fn core_versions(State(state): State<Arc<AppState>>) -> Response {
-    json_response(
-        StatusCode::OK,
-        &discovery::core_versions(&state.address.to_string()),
-    )
-}
-
-fn found(doc: Option<Value>) -> Response {
-    match doc {
-        Some(d) => json_response(StatusCode::OK, &d),
-        None => ApiError::not_found_path().into_response(),
-    }
-}
-
-async fn core_resources(Path(version): Path<String>) -> Response {
-    found(discovery::resources("", &version))
-}
-
-async fn api_group(Path(group): Path<String>) -> Response {
-    found(discovery::group(&group))
-}
-
-async fn group_resources(Path((group, version)): Path<(String, String)>) -> Response {
-    found(discovery::resources(&group, &version))
-}
-
-async fn openapi_v2(headers: axum::http::HeaderMap) -> Response {
-    let accept = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if accept.contains("protobuf") {
-        let content_type = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
-        return (
-            [(axum::http::header::CONTENT_TYPE, content_type)],
-            discovery::openapi_v2_protobuf(),
-        )
-            .into_response();
-    }
-    json_response(StatusCode::OK, &discovery::openapi_v2_json())
-}
-
-async fn openapi_v3(Path(path): Path<String>) -> Response {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let doc = match segs.as_slice() {
-        ["api", v] => discovery::openapi_v3_document("", v),
-        ["apis", g, v] => discovery::openapi_v3_document(g, v),
-        _ => None,
-    };
-    found(doc)
 }

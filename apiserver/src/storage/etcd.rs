@@ -10,21 +10,7 @@ use etcd_client::{
 use serde_json::Value;
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("etcd: {0}")]
-    Etcd(#[from] etcd_client::Error),
-    /// The revision asked for is older than etcd's compaction point.
-    #[error("{0}")]
-    Compacted(String),
-    #[error("object stored at {key} is not valid JSON: {source}")]
-    Corrupt {
-        key: String,
-        source: serde_json::Error,
-    },
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
+pub use super::error::{StoreError, StoreResult};
 
 /// An object as read from etcd, with its resourceVersion filled in.
 #[derive(Debug, Clone)]

@@ -11,9 +11,8 @@ use etcd_client::{EventType as EtcdEventType, GetOptions, WatchOptions};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::error::ApiError;
-use crate::registry::ResourceInfo;
-use crate::storage::{decode, prefix_end, set_resource_version, Store, StoreError};
+use super::error::StoreError;
+use super::etcd::{decode, prefix_end, set_resource_version, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -91,7 +90,10 @@ struct Inner {
 }
 
 pub struct WatchCache {
-    pub info: &'static ResourceInfo,
+    /// The resource's etcd prefix, ending in `/`.
+    pub prefix: String,
+    /// The resource's plural name, for logs.
+    pub resource: &'static str,
     inner: RwLock<Inner>,
     revision_tx: watch::Sender<i64>,
     progress_tx: mpsc::Sender<()>,
@@ -103,13 +105,14 @@ pub struct WatchCache {
 const LIST_PAGE: i64 = 1000;
 
 impl WatchCache {
-    pub fn new(info: &'static ResourceInfo, capacity: usize) -> Arc<Self> {
+    pub fn new(resource: &'static str, prefix: String, capacity: usize) -> Arc<Self> {
         let live_capacity = capacity.clamp(1024, 65536);
         let (live, _) = broadcast::channel(live_capacity);
         let (revision_tx, _) = watch::channel(0);
         let (progress_tx, progress_rx) = mpsc::channel(1);
         Arc::new(WatchCache {
-            info,
+            prefix,
+            resource,
             inner: RwLock::new(Inner {
                 objects: BTreeMap::new(),
                 history: VecDeque::new(),
@@ -160,7 +163,7 @@ impl WatchCache {
             .expect("a cache runs once");
         loop {
             if let Err(e) = self.sync(&store, &mut progress_rx).await {
-                tracing::warn!(resource = self.info.plural, error = %e, "watch cache lost etcd; re-listing");
+                tracing::warn!(resource = self.resource, error = %e, "watch cache lost etcd; re-listing");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
@@ -172,7 +175,7 @@ impl WatchCache {
         store: &Store,
         progress_rx: &mut mpsc::Receiver<()>,
     ) -> Result<(), StoreError> {
-        let prefix = self.info.storage_prefix();
+        let prefix = self.prefix.clone();
         let mut kv = store.client().kv_client();
         let mut objects = BTreeMap::new();
         let mut start = prefix.clone().into_bytes();
@@ -346,7 +349,7 @@ impl WatchCache {
 
     /// Wait until the cache has seen `revision`, asking etcd for a progress notification when
     /// the resource itself is quiet. Kubernetes gives up after 3 s with a 504.
-    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> Result<(), ApiError> {
+    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> Result<(), StoreError> {
         let mut rx = self.revision_tx.subscribe();
         if *rx.borrow() >= revision {
             return Ok(());
@@ -360,12 +363,12 @@ impl WatchCache {
                     .map(|r| r.is_ok());
             match outcome {
                 Ok(true) => return Ok(()),
-                Ok(false) => return Err(ApiError::internal("watch cache stopped")),
+                Ok(false) => return Err(StoreError::CacheStopped),
                 Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(ApiError::timeout(format!(
-                        "Too large resource version: {revision}, current: {}",
-                        *rx.borrow()
-                    )))
+                    return Err(StoreError::TooLargeResourceVersion {
+                        requested: revision,
+                        current: *rx.borrow(),
+                    })
                 }
                 Err(_) => {}
             }
@@ -386,7 +389,7 @@ impl WatchCache {
 
     /// Start a watch. `from: None` begins with the current state as ADDED events; `Some(rv)`
     /// replays every change after `rv`, or fails with 410 Gone if that is no longer in the window.
-    pub fn subscribe(&self, prefix: &str, from: Option<i64>) -> Result<Subscription, ApiError> {
+    pub fn subscribe(&self, prefix: &str, from: Option<i64>) -> Result<Subscription, StoreError> {
         let inner = self.inner.read().expect("cache lock");
         let initial = match from {
             None => inner
@@ -406,10 +409,10 @@ impl WatchCache {
                 .collect(),
             Some(rv) => {
                 if rv < inner.oldest {
-                    return Err(ApiError::expired(format!(
-                        "too old resource version: {rv} ({})",
-                        inner.oldest
-                    )));
+                    return Err(StoreError::TooOldResourceVersion {
+                        requested: rv,
+                        oldest: inner.oldest,
+                    });
                 }
                 inner
                     .history

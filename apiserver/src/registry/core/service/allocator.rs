@@ -11,7 +11,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::error::Cause;
-use crate::storage::SideKeys;
+use crate::registry::strategy::{Allocation, AllocationPlan};
 
 pub const SERVICE_IP_PREFIX: &str = "/registry/ranges/serviceips/";
 pub const NODE_PORT_PREFIX: &str = "/registry/ranges/servicenodeports/";
@@ -28,14 +28,6 @@ pub fn port_key(port: u16) -> String {
 pub struct Allocators {
     pub service_range: Ipv4Net,
     pub node_ports: RangeInclusive<u16>,
-}
-
-/// What a Service write allocates and releases, and which of the new keys the user asked for
-/// by value (a collision on those is the user's error, not a reason to pick again).
-#[derive(Debug, Default)]
-pub struct Plan {
-    pub side: SideKeys,
-    pub requested: HashSet<String>,
 }
 
 fn node_port_type(ty: &str) -> bool {
@@ -102,13 +94,13 @@ impl Allocators {
 
     /// Fill in and reserve the Service's ClusterIP and NodePorts. `old` is the stored Service on
     /// update; `taken` are keys known to be in use (grows as transactions fail).
-    pub fn plan(
+    fn plan_service(
         &self,
         svc: &mut Value,
         old: Option<&Value>,
         taken: &HashSet<String>,
-    ) -> Result<Plan, Vec<Cause>> {
-        let mut plan = Plan::default();
+    ) -> Result<AllocationPlan, Vec<Cause>> {
+        let mut plan = AllocationPlan::default();
         let mut causes = Vec::new();
         let ty = svc
             .pointer("/spec/type")
@@ -230,6 +222,60 @@ impl Allocators {
     }
 }
 
+impl Allocation for Allocators {
+    fn plan(
+        &self,
+        obj: &mut Value,
+        old: Option<&Value>,
+        taken: &HashSet<String>,
+    ) -> Result<AllocationPlan, Vec<Cause>> {
+        self.plan_service(obj, old, taken)
+    }
+
+    fn held_keys(&self, obj: &Value) -> Vec<String> {
+        held_keys(obj)
+    }
+
+    fn taken_cause(&self, key: &str, creating: bool) -> Cause {
+        let value = key.rsplit('/').next().unwrap_or("");
+        match (creating, key.starts_with(SERVICE_IP_PREFIX)) {
+            (true, true) => Cause::invalid(
+                "spec.clusterIPs",
+                value,
+                "provided IP or port is already allocated",
+            ),
+            (true, false) => Cause::invalid(
+                "spec.ports[].nodePort",
+                value,
+                "provided IP or port is already allocated",
+            ),
+            (false, _) => Cause::invalid(
+                "spec.ports[].nodePort",
+                value,
+                "provided port is already allocated",
+            ),
+        }
+    }
+
+    fn forget_taken(&self, obj: &mut Value, taken: &HashSet<String>) {
+        let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports {
+                let port_key = p["nodePort"].as_u64().map(|n| port_key(n as u16));
+                if port_key.is_some_and(|pk| taken.contains(&pk)) {
+                    if let Some(m) = p.as_object_mut() {
+                        m.remove("nodePort");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,7 +291,9 @@ mod tests {
     fn create_allocates_an_ip_in_range_and_node_ports() {
         let mut svc =
             json!({"spec": {"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP"}]}});
-        let plan = allocators().plan(&mut svc, None, &HashSet::new()).unwrap();
+        let plan = allocators()
+            .plan_service(&mut svc, None, &HashSet::new())
+            .unwrap();
         let ip: Ipv4Addr = svc["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
         assert!(allocators().service_range.contains(&ip));
         assert_ne!(ip, allocators().first_ip());
@@ -261,7 +309,7 @@ mod tests {
             "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
         let mut new = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}});
         let plan = allocators()
-            .plan(&mut new, Some(&old), &HashSet::new())
+            .plan_service(&mut new, Some(&old), &HashSet::new())
             .unwrap();
         assert_eq!(new["spec"]["clusterIP"], "10.96.0.10");
         assert!(new["spec"]["ports"][0].get("nodePort").is_none());
@@ -273,7 +321,7 @@ mod tests {
     fn requested_ip_outside_the_range_is_invalid() {
         let mut svc = json!({"spec": {"clusterIP": "192.168.1.1", "ports": [{"port": 80}]}});
         let causes = allocators()
-            .plan(&mut svc, None, &HashSet::new())
+            .plan_service(&mut svc, None, &HashSet::new())
             .unwrap_err();
         assert_eq!(causes[0].field, "spec.clusterIPs");
     }
@@ -281,7 +329,9 @@ mod tests {
     #[test]
     fn headless_services_get_no_ip() {
         let mut svc = json!({"spec": {"clusterIP": "None", "ports": [{"port": 80}]}});
-        let plan = allocators().plan(&mut svc, None, &HashSet::new()).unwrap();
+        let plan = allocators()
+            .plan_service(&mut svc, None, &HashSet::new())
+            .unwrap();
         assert!(plan.side.create.is_empty());
         assert_eq!(svc["spec"]["clusterIPs"], json!(["None"]));
     }

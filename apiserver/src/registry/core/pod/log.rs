@@ -10,10 +10,30 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
-use crate::registry;
-use crate::rest::{Params, Target};
-use crate::server::AppState;
+use futures::future::BoxFuture;
+
+use crate::error::{ApiError, ApiResult, Reason};
+use crate::registry::core::node::{self, agent_endpoint};
+use crate::registry::strategy::{
+    CustomSubresource, SubresourceDef, SubresourceHandler, SubresourceRequest,
+};
+
+pub const LOG: SubresourceDef = SubresourceDef {
+    name: "log",
+    kind: "Pod",
+    group: "",
+    version: "",
+    verbs: &["get"],
+    handler: SubresourceHandler::Custom(&Log),
+};
+
+struct Log;
+
+impl CustomSubresource for Log {
+    fn handle<'a>(&'a self, req: SubresourceRequest<'a>) -> BoxFuture<'a, ApiResult<Response>> {
+        Box::pin(pod_log(req))
+    }
+}
 
 /// Query parameters of PodLogOptions that the agent understands.
 const FORWARDED: &[&str] = &[
@@ -67,32 +87,19 @@ pub fn choose_container(pod: &Value, requested: Option<&str>) -> Result<String, 
     }
 }
 
-/// The agent's address and port, from the Node's status.
-pub fn agent_endpoint(node: &Value) -> Option<(String, u64)> {
-    let port = node
-        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
-        .and_then(Value::as_u64)?;
-    let addresses = node
-        .pointer("/status/addresses")
-        .and_then(Value::as_array)?;
-    let pick = |ty: &str| {
-        addresses
-            .iter()
-            .find(|a| a["type"] == ty)
-            .and_then(|a| a["address"].as_str())
-            .map(str::to_string)
-    };
-    let address = pick("InternalIP").or_else(|| pick("Hostname"))?;
-    Some((address, port))
-}
-
-pub async fn pod_log(state: &AppState, t: &Target, params: &Params) -> ApiResult<Response> {
-    let name = t.name.as_deref().unwrap_or("");
-    let pod = state
-        .store
-        .get(&t.key_for_log())
+async fn pod_log(req: SubresourceRequest<'_>) -> ApiResult<Response> {
+    if req.method != axum::http::Method::GET {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let (name, params) = (req.name, req.params);
+    let pod = req
+        .resource
+        .storage
+        .get(&req.key())
         .await?
-        .ok_or_else(|| ApiError::not_found(t.info, name))?
+        .ok_or_else(|| ApiError::not_found(req.resource.info(), name))?
         .value;
     let container =
         choose_container(&pod, params.get("container")).map_err(ApiError::bad_request)?;
@@ -105,12 +112,13 @@ pub async fn pod_log(state: &AppState, t: &Target, params: &Params) -> ApiResult
             "pod {name} does not have a host assigned"
         )));
     }
-    let nodes = registry::find("", "v1", "nodes").expect("nodes are served");
-    let node = state
-        .store
-        .get(&nodes.key(None, node_name))
+    let node = req
+        .registry
+        .of(&node::INFO)
+        .storage
+        .get(&node::INFO.key(None, node_name))
         .await?
-        .ok_or_else(|| ApiError::not_found(nodes, node_name))?
+        .ok_or_else(|| ApiError::not_found(&node::INFO, node_name))?
         .value;
     let (address, port) = agent_endpoint(&node).ok_or_else(|| {
         ApiError::unavailable(format!(
@@ -127,7 +135,7 @@ pub async fn pod_log(state: &AppState, t: &Target, params: &Params) -> ApiResult
         .filter_map(|k| params.get(k).map(|v| (k.to_string(), v.to_string())))
         .collect();
     let query = serde_urlencoded::to_string(&query).unwrap_or_default();
-    let namespace = t.namespace.as_deref().unwrap_or("default");
+    let namespace = req.namespace.unwrap_or("default");
     let uri = format!("http://{host}:{port}/containerLogs/{namespace}/{name}/{container}?{query}");
 
     let client: Client<_, Empty<axum::body::Bytes>> =
@@ -150,7 +158,7 @@ pub async fn pod_log(state: &AppState, t: &Target, params: &Params) -> ApiResult
         let code = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let message = String::from_utf8_lossy(&body).trim().to_string();
         return Err(match code {
-            StatusCode::NOT_FOUND => ApiError::new(404, "NotFound", message),
+            StatusCode::NOT_FOUND => ApiError::new(404, Reason::NotFound, message),
             StatusCode::BAD_REQUEST => ApiError::bad_request(message),
             _ => ApiError::internal(message),
         });

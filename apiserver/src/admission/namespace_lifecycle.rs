@@ -1,0 +1,43 @@
+//! NamespaceLifecycle: nothing is created in a namespace that does not exist or is being
+//! deleted.
+
+use futures::future::BoxFuture;
+
+use crate::error::{ApiError, ApiResult};
+use crate::object;
+use crate::registry::core::namespace;
+use crate::registry::{Admission, Registry};
+use crate::resource::ResourceInfo;
+
+pub struct NamespaceLifecycle;
+
+impl Admission for NamespaceLifecycle {
+    fn admit_create<'a>(
+        &'a self,
+        registry: &'a Registry,
+        info: &'static ResourceInfo,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, ApiResult<()>> {
+        Box::pin(async move {
+            let namespaces = registry.of(&namespace::INFO);
+            let key = namespace::INFO.key(None, ns);
+            let cached = namespaces.storage.cache.snapshot(&key).0;
+            let found = match cached.into_iter().find(|o| object::name(o) == ns) {
+                Some(o) => Some((*o).clone()),
+                None => namespaces.storage.get(&key).await?.map(|v| v.value),
+            };
+            match found {
+                None => Err(ApiError::not_found(&namespace::INFO, ns)),
+                Some(ns_obj) if namespace::is_terminating(&ns_obj) => Err(ApiError::forbidden(
+                    info,
+                    name,
+                    &format!(
+                        "unable to create new content in namespace {ns} because it is being terminated"
+                    ),
+                )),
+                Some(_) => Ok(()),
+            }
+        })
+    }
+}

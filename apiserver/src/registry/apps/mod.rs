@@ -1,0 +1,4 @@
+//! The `apps` group.
+
+pub mod deployment;
+pub mod replicaset;

@@ -1,0 +1,54 @@
+//! The one list of served kinds, in discovery order, and the admission chain. Adding a kind:
+//! write its folder under its group, then add one line here.
+
+use std::ops::RangeInclusive;
+
+use ipnet::Ipv4Net;
+
+use super::core::service::allocator::Allocators;
+use super::strategy::KindStrategy;
+use super::{apps, batch, coordination, core, discovery, Admission};
+use crate::admission::namespace_lifecycle::NamespaceLifecycle;
+
+/// What the kinds' strategies are configured with.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub service_cluster_ip_range: Ipv4Net,
+    pub service_node_port_range: RangeInclusive<u16>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            service_cluster_ip_range: "10.96.0.0/12".parse().expect("valid CIDR"),
+            service_node_port_range: 30000..=32767,
+        }
+    }
+}
+
+pub fn kinds(config: &RegistryConfig) -> Vec<Box<dyn KindStrategy>> {
+    vec![
+        Box::new(core::namespace::NamespaceStrategy),
+        Box::new(core::pod::PodStrategy),
+        Box::new(core::node::NodeStrategy),
+        Box::new(core::service::ServiceStrategy {
+            allocators: Allocators {
+                service_range: config.service_cluster_ip_range,
+                node_ports: config.service_node_port_range.clone(),
+            },
+        }),
+        Box::new(core::endpoints::EndpointsStrategy),
+        Box::new(core::event::EventStrategy),
+        Box::new(core::configmap::ConfigMapStrategy),
+        Box::new(core::secret::SecretStrategy),
+        Box::new(apps::deployment::DeploymentStrategy),
+        Box::new(apps::replicaset::ReplicaSetStrategy),
+        Box::new(discovery::endpointslice::EndpointSliceStrategy),
+        Box::new(coordination::lease::LeaseStrategy),
+        Box::new(batch::job::JobStrategy),
+    ]
+}
+
+pub fn admission() -> Vec<Box<dyn Admission>> {
+    vec![Box::new(NamespaceLifecycle)]
+}
