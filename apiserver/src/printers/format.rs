@@ -1,7 +1,7 @@
 //! Cell formatting shared by the printers: ages, labels, selectors, lists, as kubectl's
 //! printers render them.
 
-use chrono::{DateTime, Duration, Utc};
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 
 // ---------------------------------------------------------------------------
@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 // ---------------------------------------------------------------------------
 
 /// Kubernetes' human duration, as in the AGE column: "0s", "45s", "5m3s", "10m", "3h2m", "2d4h", "45d", "3y50d" (port k8s.io/apimachinery/pkg/util/duration.HumanDuration semantics exactly).
-pub fn human_duration(d: Duration) -> String {
+pub fn human_duration(d: SignedDuration) -> String {
     // Integer division truncates towards zero, as Go's int(d.Seconds()) does.
-    let millis = d.num_milliseconds();
+    let millis = d.as_millis();
     let seconds = millis / 1000;
     // Up to 2 seconds (excluded) in the future is tolerated as clock skew.
     if seconds < -1 {
@@ -72,14 +72,14 @@ pub fn human_duration(d: Duration) -> String {
 }
 
 /// Elapsed time since `ts`, or `<unknown>` when there is no timestamp.
-pub fn since(ts: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+pub fn since(ts: Option<Timestamp>, now: Timestamp) -> String {
     match ts {
-        Some(t) => human_duration(now - t),
+        Some(t) => human_duration(now.duration_since(t)),
         None => "<unknown>".to_string(),
     }
 }
 
-pub fn age(obj: &Value, now: DateTime<Utc>) -> Value {
+pub fn age(obj: &Value, now: Timestamp) -> Value {
     Value::String(since(time_at(obj, &["metadata", "creationTimestamp"]), now))
 }
 
@@ -125,14 +125,11 @@ pub fn is_empty(v: &Value) -> bool {
     }
 }
 
-pub fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
-    let s = v.as_str()?;
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+pub fn parse_time(v: &Value) -> Option<Timestamp> {
+    v.as_str()?.parse().ok()
 }
 
-pub fn time_at(v: &Value, path: &[&str]) -> Option<DateTime<Utc>> {
+pub fn time_at(v: &Value, path: &[&str]) -> Option<Timestamp> {
     get(v, path).and_then(parse_time)
 }
 

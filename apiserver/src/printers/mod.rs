@@ -14,7 +14,7 @@ pub mod format;
 mod tests;
 pub mod unserved;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Map, Value};
 
 use format::{age, arr, get, is_empty, name};
@@ -80,7 +80,7 @@ pub fn table_for_list(
     list: &Value,
     include_object: IncludeObject,
 ) -> Value {
-    table_for_list_at(printer, kind, list, include_object, Utc::now())
+    table_for_list_at(printer, kind, list, include_object, Timestamp::now())
 }
 
 /// Table with one row for a single object.
@@ -90,7 +90,7 @@ pub fn table_for_object(
     obj: &Value,
     include_object: IncludeObject,
 ) -> Value {
-    table_for_object_at(printer, kind, obj, include_object, Utc::now())
+    table_for_object_at(printer, kind, obj, include_object, Timestamp::now())
 }
 
 /// [`table_for_list`] with an explicit "now", for deterministic ages.
@@ -99,7 +99,7 @@ pub(crate) fn table_for_list_at(
     kind: &str,
     list: &Value,
     include_object: IncludeObject,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Value {
     let item_api_version = list.get("apiVersion").and_then(Value::as_str);
     let rows: Vec<Value> = arr(list, &["items"])
@@ -125,7 +125,7 @@ pub(crate) fn table_for_object_at(
     kind: &str,
     obj: &Value,
     include_object: IncludeObject,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Value {
     let mut meta = Map::new();
     if let Some(rv) = get(obj, &["metadata", "resourceVersion"]) {
@@ -151,7 +151,7 @@ pub fn build_row(
     obj: &Value,
     api_version: Option<&str>,
     include_object: IncludeObject,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Value {
     let mut row = Map::new();
     row.insert("cells".into(), Value::Array((printer.cells)(obj, now)));
@@ -261,7 +261,7 @@ pub const DEFAULT_COLUMNS: &[Col] = &[NAME, AGE];
 // Printers
 // ---------------------------------------------------------------------------
 
-pub type CellsFn = fn(&Value, DateTime<Utc>) -> Vec<Value>;
+pub type CellsFn = fn(&Value, Timestamp) -> Vec<Value>;
 
 pub type ConditionsFn = fn(&Value) -> Option<Value>;
 
@@ -279,7 +279,7 @@ pub const fn printer(columns: &'static [Col], cells: CellsFn) -> Printer {
     }
 }
 
-pub fn default_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn default_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(obj), age(obj, now)]
 }
 

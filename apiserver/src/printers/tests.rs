@@ -1,6 +1,6 @@
 use super::format::*;
 use super::*;
-use chrono::Duration;
+use jiff::SignedDuration;
 
 /// The printer of each kind by name, so the cases below read as kubectl users name kinds.
 fn printer_for(kind: &str) -> &'static Printer {
@@ -28,34 +28,24 @@ fn printer_for(kind: &str) -> &'static Printer {
     }
 }
 
-fn table_for_list_at(
-    kind: &str,
-    list: &Value,
-    include: IncludeObject,
-    now: DateTime<Utc>,
-) -> Value {
+fn table_for_list_at(kind: &str, list: &Value, include: IncludeObject, now: Timestamp) -> Value {
     let base = kind.strip_suffix("List").unwrap_or(kind);
     super::table_for_list_at(printer_for(kind), base, list, include, now)
 }
 
-fn table_for_object_at(
-    kind: &str,
-    obj: &Value,
-    include: IncludeObject,
-    now: DateTime<Utc>,
-) -> Value {
+fn table_for_object_at(kind: &str, obj: &Value, include: IncludeObject, now: Timestamp) -> Value {
     super::table_for_object_at(printer_for(kind), kind, obj, include, now)
 }
 
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2024-06-01T12:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
+fn now() -> Timestamp {
+    "2024-06-01T12:00:00Z".parse().unwrap()
 }
 
 /// RFC 3339 timestamp `secs` seconds before `now()`.
 fn ago(secs: i64) -> String {
-    (now() - Duration::seconds(secs)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    (now() - SignedDuration::from_secs(secs))
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn table(kind: &str, obj: &Value) -> Value {
@@ -150,13 +140,20 @@ fn human_duration_boundaries() {
         (20 * 365 * 86400, "20y"),
     ];
     for (secs, want) in cases {
-        assert_eq!(human_duration(Duration::seconds(*secs)), *want, "{secs}s");
+        assert_eq!(
+            human_duration(SignedDuration::from_secs(*secs)),
+            *want,
+            "{secs}s"
+        );
     }
     // Sub-second precision truncates toward zero like Go's int(d.Seconds()).
-    assert_eq!(human_duration(Duration::milliseconds(-1999)), "0s");
-    assert_eq!(human_duration(Duration::milliseconds(-2000)), "<invalid>");
-    assert_eq!(human_duration(Duration::milliseconds(999)), "0s");
-    assert_eq!(human_duration(Duration::milliseconds(120_999)), "2m");
+    assert_eq!(human_duration(SignedDuration::from_millis(-1999)), "0s");
+    assert_eq!(
+        human_duration(SignedDuration::from_millis(-2000)),
+        "<invalid>"
+    );
+    assert_eq!(human_duration(SignedDuration::from_millis(999)), "0s");
+    assert_eq!(human_duration(SignedDuration::from_millis(120_999)), "2m");
 }
 
 // ---- Accept / includeObject -------------------------------------------

@@ -4,7 +4,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -79,7 +79,7 @@ pub const SERVICEACCOUNT_COLUMNS: &[Col] = &[
     AGE,
 ];
 
-pub fn replication_controller_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn replication_controller_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let (names, images) = layout_containers(template_spec(obj));
     vec![
         name(obj),
@@ -94,7 +94,7 @@ pub fn replication_controller_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Valu
     ]
 }
 
-pub fn statefulset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn statefulset_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let (names, images) = layout_containers(template_spec(obj));
     vec![
         name(obj),
@@ -109,7 +109,7 @@ pub fn statefulset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
-pub fn daemonset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn daemonset_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let (names, images) = layout_containers(template_spec(obj));
     vec![
         name(obj),
@@ -129,7 +129,7 @@ pub fn daemonset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
-pub fn cronjob_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn cronjob_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let last_schedule = match time_at(obj, &["status", "lastScheduleTime"]) {
         Some(t) => since(Some(t), now),
         None => "<none>".to_string(),
@@ -161,7 +161,7 @@ pub fn cronjob_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     ]
 }
 
-pub fn serviceaccount_cells(sa: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn serviceaccount_cells(sa: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(sa), json!(arr(sa, &["secrets"]).len()), age(sa, now)]
 }
 

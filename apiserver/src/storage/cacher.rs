@@ -68,6 +68,20 @@ impl CacheEvent {
     }
 }
 
+/// One change to the stored objects, as the store reports it.
+#[derive(Debug)]
+pub enum Change {
+    Put {
+        key: String,
+        object: Value,
+        revision: i64,
+    },
+    Delete {
+        key: String,
+        revision: i64,
+    },
+}
+
 /// Where a new watch starts.
 pub struct Subscription {
     /// Events to send before live ones: synthetic ADDED for a fresh start, or history replay.
@@ -272,7 +286,8 @@ impl WatchCache {
         }
     }
 
-    fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: i64) {
+    /// Replace the whole state with a fresh list at `revision`.
+    pub fn reset(&self, objects: BTreeMap<String, Arc<Value>>, revision: i64) {
         let mut inner = self.inner.write().expect("cache lock");
         inner.objects = objects;
         inner.history.clear();
@@ -299,11 +314,31 @@ impl WatchCache {
         let Some(kv) = ev.kv() else { return Ok(()) };
         let key = String::from_utf8_lossy(kv.key()).into_owned();
         let revision = kv.mod_revision();
+        let change = match ev.event_type() {
+            EtcdEventType::Put => Change::Put {
+                key,
+                object: decode(kv)?.value,
+                revision,
+            },
+            EtcdEventType::Delete => Change::Delete { key, revision },
+        };
+        self.apply_change(change);
+        Ok(())
+    }
+
+    /// Apply one change seen on the store: update the objects, record the event in the
+    /// window, and send it to the watchers.
+    pub fn apply_change(&self, change: Change) {
+        let (key, revision) = match &change {
+            Change::Put { key, revision, .. } | Change::Delete { key, revision } => {
+                (key.clone(), *revision)
+            }
+        };
         let mut inner = self.inner.write().expect("cache lock");
         let prev = inner.objects.get(&key).cloned();
-        let event = match ev.event_type() {
-            EtcdEventType::Put => {
-                let object = Arc::new(decode(kv)?.value);
+        let event = match change {
+            Change::Put { object, .. } => {
+                let object = Arc::new(object);
                 inner.objects.insert(key.clone(), object.clone());
                 let kind = if prev.is_some() {
                     EventType::Modified
@@ -312,13 +347,13 @@ impl WatchCache {
                 };
                 CacheEvent::new(kind, key, object, prev, revision)
             }
-            EtcdEventType::Delete => {
+            Change::Delete { .. } => {
                 inner.objects.remove(&key);
                 let Some(prev) = prev else {
                     // Deleted before we ever saw it (e.g. created and removed inside one list).
                     inner.revision = revision.max(inner.revision);
                     inner.applied = revision.max(inner.applied);
-                    return Ok(());
+                    return;
                 };
                 let mut last = (*prev).clone();
                 set_resource_version(&mut last, revision);
@@ -344,7 +379,6 @@ impl WatchCache {
         let _ = inner.live.send(event);
         drop(inner);
         self.revision_tx.send_replace(revision);
-        Ok(())
     }
 
     /// Wait until the cache has seen `revision`, asking etcd for a progress notification when
@@ -435,4 +469,117 @@ pub fn resource_version(v: &Value) -> Option<i64> {
         .as_str()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const PREFIX: &str = "/registry/pods/";
+
+    fn pod(name: &str, rv: i64) -> Value {
+        json!({"metadata": {"name": name, "namespace": "d", "resourceVersion": rv.to_string()}})
+    }
+
+    fn put(name: &str, rv: i64) -> Change {
+        Change::Put {
+            key: format!("{PREFIX}d/{name}"),
+            object: pod(name, rv),
+            revision: rv,
+        }
+    }
+
+    /// A cache listed at revision 10 with one pod, as if fed by a store.
+    fn cache(capacity: usize) -> Arc<WatchCache> {
+        let cache = WatchCache::new("pods", PREFIX.to_string(), capacity);
+        let objects = BTreeMap::from([(format!("{PREFIX}d/a"), Arc::new(pod("a", 5)))]);
+        cache.reset(objects, 10);
+        cache
+    }
+
+    #[test]
+    fn changes_update_the_snapshot_and_the_revision() {
+        let c = cache(100);
+        c.apply_change(put("b", 11));
+        c.apply_change(put("a", 12));
+        c.apply_change(Change::Delete {
+            key: format!("{PREFIX}d/b"),
+            revision: 13,
+        });
+        let (items, rev) = c.snapshot(PREFIX);
+        assert_eq!(rev, 13);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["metadata"]["resourceVersion"], "12");
+        // Deleting what the cache never saw only moves the revision on.
+        c.apply_change(Change::Delete {
+            key: format!("{PREFIX}d/zz"),
+            revision: 14,
+        });
+        assert_eq!(c.revision(), 14);
+        assert_eq!(c.snapshot(PREFIX).0.len(), 1);
+    }
+
+    #[test]
+    fn a_watch_from_a_revision_replays_the_window_with_kinds_and_previous_states() {
+        let c = cache(100);
+        c.apply_change(put("b", 11));
+        c.apply_change(put("b", 12));
+        c.apply_change(Change::Delete {
+            key: format!("{PREFIX}d/b"),
+            revision: 13,
+        });
+        let sub = c.subscribe(PREFIX, Some(11)).unwrap();
+        let kinds: Vec<EventType> = sub.initial.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventType::Modified, EventType::Deleted]);
+        let deleted = &sub.initial[1];
+        assert_eq!(deleted.object["metadata"]["resourceVersion"], "13");
+        assert_eq!(
+            deleted.prev.as_ref().unwrap()["metadata"]["resourceVersion"],
+            "12"
+        );
+        // A fresh watch starts from the current objects as ADDED.
+        let fresh = c.subscribe(PREFIX, None).unwrap();
+        assert_eq!(fresh.initial.len(), 1);
+        assert_eq!(fresh.initial[0].kind, EventType::Added);
+        assert_eq!(fresh.revision, 13);
+    }
+
+    #[test]
+    fn revisions_older_than_the_window_are_gone() {
+        let c = cache(2);
+        for rv in 11..=15 {
+            c.apply_change(put("b", rv));
+        }
+        assert!(matches!(
+            c.subscribe(PREFIX, Some(11)),
+            Err(StoreError::TooOldResourceVersion { .. })
+        ));
+        assert_eq!(c.subscribe(PREFIX, Some(14)).unwrap().initial.len(), 1);
+        c.trim_history(15);
+        assert!(c.subscribe(PREFIX, Some(14)).is_err());
+    }
+
+    #[tokio::test]
+    async fn live_watchers_get_new_changes_and_waiters_wake_up() {
+        let c = cache(100);
+        let mut sub = c.subscribe(PREFIX, None).unwrap();
+        let waiter = {
+            let c = c.clone();
+            tokio::spawn(async move { c.wait_for(11, Duration::from_secs(5)).await })
+        };
+        c.apply_change(put("b", 11));
+        let ev = sub.live.recv().await.unwrap();
+        assert_eq!(ev.kind, EventType::Added);
+        assert_eq!(ev.revision, 11);
+        waiter.await.unwrap().unwrap();
+        assert!(matches!(
+            c.wait_for(99, Duration::from_millis(200)).await,
+            Err(StoreError::TooLargeResourceVersion {
+                requested: 99,
+                current: 11
+            })
+        ));
+    }
 }

@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -19,7 +19,7 @@ pub const DEPLOYMENT_COLUMNS: &[Col] = &[
     w("Selector", "string", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
 ];
 
-pub fn deployment_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn deployment_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let (names, images) = layout_containers(template_spec(obj));
     let selector =
         selector_string(get(obj, &["spec", "selector"])).unwrap_or_else(|()| "<invalid>".into());

@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -31,7 +31,7 @@ pub const REPLICASET_COLUMNS: &[Col] = &[
     w("Selector", "string", SELECTOR_DESC),
 ];
 
-pub fn replicaset_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn replicaset_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let (names, images) = layout_containers(template_spec(obj));
     vec![
         name(obj),

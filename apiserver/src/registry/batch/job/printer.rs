@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -35,7 +35,7 @@ pub fn job_condition(obj: &Value, ty: &str) -> bool {
         .is_some_and(|c| st(c, &["status"]) == "True")
 }
 
-pub fn job_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn job_cells(obj: &Value, now: Timestamp) -> Vec<Value> {
     let succeeded = status_int(obj, "succeeded");
     let completions = match int(obj, &["spec", "completions"]) {
         Some(n) => format!("{succeeded}/{n}"),
@@ -53,8 +53,8 @@ pub fn job_cells(obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         time_at(obj, &["status", "completionTime"]),
     ) {
         (None, _) => String::new(),
-        (Some(start), None) => human_duration(now - start),
-        (Some(start), Some(end)) => human_duration(end - start),
+        (Some(start), None) => human_duration(now.duration_since(start)),
+        (Some(start), Some(end)) => human_duration(end.duration_since(start)),
     };
     let status = if job_condition(obj, "Complete") {
         "Complete"

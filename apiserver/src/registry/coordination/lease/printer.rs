@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -18,7 +18,7 @@ pub const LEASE_COLUMNS: &[Col] = &[
     AGE,
 ];
 
-pub fn lease_cells(lease: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn lease_cells(lease: &Value, now: Timestamp) -> Vec<Value> {
     vec![
         name(lease),
         s(st(lease, &["spec", "holderIdentity"])),

@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -14,7 +14,7 @@ pub const CONFIGMAP_COLUMNS: &[Col] = &[
     AGE,
 ];
 
-pub fn configmap_cells(cm: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn configmap_cells(cm: &Value, now: Timestamp) -> Vec<Value> {
     let n = obj_len(cm, &["data"]) + obj_len(cm, &["binaryData"]);
     vec![name(cm), json!(n), age(cm, now)]
 }

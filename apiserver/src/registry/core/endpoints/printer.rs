@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -64,7 +64,7 @@ pub fn format_endpoints(ep: &Value) -> String {
     }
 }
 
-pub fn endpoints_cells(ep: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn endpoints_cells(ep: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(ep), s(format_endpoints(ep)), age(ep, now)]
 }
 

@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -29,7 +29,7 @@ pub const EVENT_COLUMNS: &[Col] = &[
 
 // --- Event -----------------------------------------------------------------
 
-pub fn event_cells(ev: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn event_cells(ev: &Value, now: Timestamp) -> Vec<Value> {
     let first_seen = match time_at(ev, &["firstTimestamp"]) {
         Some(t) => since(Some(t), now),
         None => since(time_at(ev, &["eventTime"]), now),

@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -16,7 +16,7 @@ pub const NAMESPACE_COLUMNS: &[Col] = &[
 
 // --- Simple kinds ----------------------------------------------------------
 
-pub fn namespace_cells(ns: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn namespace_cells(ns: &Value, now: Timestamp) -> Vec<Value> {
     let phase = match st(ns, &["status", "phase"]) {
         "" if has_deletion_timestamp(ns) => "Terminating",
         "" => "Active",

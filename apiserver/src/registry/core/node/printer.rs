@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -53,7 +53,7 @@ pub fn node_address(node: &Value, ty: &str) -> String {
         .unwrap_or_else(|| "<none>".to_string())
 }
 
-pub fn node_cells(node: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
     // Only the Ready condition is reported; the last one of that type wins.
     let ready = arr(node, &["status", "conditions"])
         .iter()

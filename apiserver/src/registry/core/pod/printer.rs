@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -56,13 +56,13 @@ pub fn is_restartable_init_container(pod: &Value, container_name: &str) -> bool 
         .is_some_and(|c| st(c, &["restartPolicy"]) == "Always")
 }
 
-pub fn last_termination(status: &Value) -> Option<Option<DateTime<Utc>>> {
+pub fn last_termination(status: &Value) -> Option<Option<Timestamp>> {
     get(status, &["lastState", "terminated"])
         .filter(|t| t.is_object())
         .map(|t| time_at(t, &["finishedAt"]))
 }
 
-pub fn later(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+pub fn later(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.max(y)),
         (x, None) => x,
@@ -82,7 +82,7 @@ pub fn exit_text(terminated: &Value) -> String {
 
 /// READY, STATUS and RESTARTS exactly as kube-apiserver's pod printer
 /// derives them.
-pub fn pod_status_summary(pod: &Value, now: DateTime<Utc>) -> (String, String, String) {
+pub fn pod_status_summary(pod: &Value, now: Timestamp) -> (String, String, String) {
     let init_specs = arr(pod, &["spec", "initContainers"]);
     let mut total = arr(pod, &["spec", "containers"]).len();
     total += init_specs
@@ -92,8 +92,8 @@ pub fn pod_status_summary(pod: &Value, now: DateTime<Utc>) -> (String, String, S
     let mut ready = 0usize;
     let mut restarts: i64 = 0;
     let mut sidecar_restarts: i64 = 0;
-    let mut last_restart: Option<DateTime<Utc>> = None;
-    let mut last_sidecar_restart: Option<DateTime<Utc>> = None;
+    let mut last_restart: Option<Timestamp> = None;
+    let mut last_sidecar_restart: Option<Timestamp> = None;
 
     let phase = st(pod, &["status", "phase"]);
     let status_reason = st(pod, &["status", "reason"]);
@@ -209,7 +209,7 @@ pub fn pod_status_summary(pod: &Value, now: DateTime<Utc>) -> (String, String, S
     (format!("{ready}/{total}"), reason, restarts_text)
 }
 
-pub fn pod_cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
     let (ready, reason, restarts) = pod_status_summary(pod, now);
     let pod_ip = arr(pod, &["status", "podIPs"])
         .first()

@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -19,7 +19,7 @@ pub const SECRET_COLUMNS: &[Col] = &[
     AGE,
 ];
 
-pub fn secret_cells(secret: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn secret_cells(secret: &Value, now: Timestamp) -> Vec<Value> {
     let ty = match st(secret, &["type"]) {
         "" => "Opaque",
         t => t,

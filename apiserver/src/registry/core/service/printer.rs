@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -99,7 +99,7 @@ pub fn service_ports(svc: &Value) -> String {
     }
 }
 
-pub fn service_cells(svc: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
     let cluster_ip = arr(svc, &["spec", "clusterIPs"])
         .first()
         .and_then(Value::as_str)

@@ -2,7 +2,7 @@
 
 #![allow(unused_imports)]
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use crate::printers::format::*;
@@ -67,7 +67,7 @@ pub fn format_discovery_endpoints(slice: &Value) -> String {
     list_with_more(&list, more, count, MAX)
 }
 
-pub fn endpointslice_cells(slice: &Value, now: DateTime<Utc>) -> Vec<Value> {
+pub fn endpointslice_cells(slice: &Value, now: Timestamp) -> Vec<Value> {
     vec![
         name(slice),
         s(st(slice, &["addressType"])),
