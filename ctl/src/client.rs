@@ -85,8 +85,22 @@ impl Ctx {
     /// The API's resources, fetched once per command.
     pub async fn discovery(&self) -> Result<&Discovery> {
         self.discovery
-            .get_or_try_init(|| Discovery::fetch(self))
+            .get_or_try_init(|| self.fetch_discovery())
             .await
+    }
+
+    async fn fetch_discovery(&self) -> Result<Discovery> {
+        let core = self.get("/api").await?;
+        let groups = self.get("/apis").await?;
+        let paths = Discovery::list_paths(&core, &groups);
+        let lists = futures::future::join_all(paths.iter().map(|(_, _, p)| self.get(p))).await;
+        let lists: Vec<Value> = lists.into_iter().collect::<Result<_>>()?;
+        Ok(Discovery::from_lists(
+            paths
+                .iter()
+                .zip(&lists)
+                .map(|((g, v, _), list)| (g.as_str(), v.as_str(), list)),
+        ))
     }
 
     /// Sends a request; a failure Status becomes [`CtlError::Api`], an unreachable server

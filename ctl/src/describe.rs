@@ -65,7 +65,7 @@ pub async fn describe(ctx: &Ctx, io: &mut Io<'_>, args: &DescribeArgs) -> Result
             .await?;
         text.push_str(&events_section(
             events["items"].as_array().map(Vec::as_slice).unwrap_or(&[]),
-            chrono::Utc::now(),
+            jiff::Timestamp::now(),
         ));
         io.out(&text);
     }
@@ -208,7 +208,7 @@ fn pod_template(spec: &Value) -> String {
 }
 
 /// kubectl describe's Events table (or `Events:  <none>`).
-pub fn events_section(events: &[Value], now: chrono::DateTime<chrono::Utc>) -> String {
+pub fn events_section(events: &[Value], now: jiff::Timestamp) -> String {
     if events.is_empty() {
         return "Events:  <none>\n".into();
     }
@@ -231,8 +231,9 @@ pub fn events_section(events: &[Value], now: chrono::DateTime<chrono::Utc>) -> S
             .to_vec(),
     ];
     for e in &sorted {
-        let age = chrono::DateTime::parse_from_rfc3339(&time(e))
-            .map(|t| human_age(now.signed_duration_since(t)))
+        let age = time(e)
+            .parse::<jiff::Timestamp>()
+            .map(|t| human_age(now.duration_since(t)))
             .unwrap_or_else(|_| "<unknown>".into());
         let from = e["source"]["component"]
             .as_str()
@@ -261,9 +262,7 @@ mod tests {
 
     #[test]
     fn events_table() {
-        let now = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:01:00Z")
-            .unwrap()
-            .to_utc();
+        let now: jiff::Timestamp = "2024-01-01T00:01:00Z".parse().unwrap();
         let ev = json!({"type": "Normal", "reason": "ScalingReplicaSet", "lastTimestamp": "2024-01-01T00:00:50Z",
             "source": {"component": "deployment-controller"}, "message": "Scaled up replica set web-1 to 3"});
         let text = events_section(&[ev], now);

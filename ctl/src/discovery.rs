@@ -3,7 +3,6 @@
 
 use serde_json::Value;
 
-use crate::client::Ctx;
 use crate::error::{CtlError, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,15 +71,15 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    pub async fn fetch(ctx: &Ctx) -> Result<Discovery> {
+    /// The discovery document paths behind `/api` and `/apis` (as `(group, version, path)`),
+    /// the preferred version of each group first, so it resolves names first.
+    pub fn list_paths(core: &Value, groups: &Value) -> Vec<(String, String, String)> {
         let mut paths = Vec::new();
-        let core = ctx.get("/api").await?;
         for v in core["versions"].as_array().into_iter().flatten() {
             if let Some(v) = v.as_str() {
                 paths.push(("".to_string(), v.to_string(), format!("/api/{v}")));
             }
         }
-        let groups = ctx.get("/apis").await?;
         for g in groups["groups"].as_array().into_iter().flatten() {
             let name = g["name"].as_str().unwrap_or_default();
             let preferred = g["preferredVersion"]["version"].as_str();
@@ -90,7 +89,6 @@ impl Discovery {
                 .flatten()
                 .filter_map(|v| v["version"].as_str())
                 .collect();
-            // The preferred version resolves names first.
             if let Some(p) = preferred {
                 versions.sort_by_key(|v| *v != p);
             }
@@ -98,13 +96,18 @@ impl Discovery {
                 paths.push((name.to_string(), v.to_string(), format!("/apis/{name}/{v}")));
             }
         }
-        let lists = futures::future::join_all(paths.iter().map(|(_, _, p)| ctx.get(p))).await;
+        paths
+    }
+
+    /// The resources of the fetched resource lists, one per path of [`Discovery::list_paths`].
+    pub fn from_lists<'a>(
+        lists: impl IntoIterator<Item = (&'a str, &'a str, &'a Value)>,
+    ) -> Discovery {
         let mut resources = Vec::new();
-        for ((group, version, _), list) in paths.iter().zip(lists) {
-            let list = list?;
-            resources.extend(parse_resource_list(group, version, &list));
+        for (group, version, list) in lists {
+            resources.extend(parse_resource_list(group, version, list));
         }
-        Ok(Discovery { resources })
+        Discovery { resources }
     }
 
     /// The resource a user typed: `po`, `pods`, `pod`, `Pod`, `deploy.apps`, `deployments.v1.apps`.

@@ -386,7 +386,7 @@ pub async fn events(ctx: &Ctx, io: &mut Io<'_>, args: &EventsArgs) -> Result<()>
         io.err(&no_resources_message(ns.as_deref()));
         return Ok(());
     }
-    let now = chrono::Utc::now();
+    let now = jiff::Timestamp::now();
     let mut lines = vec![Vec::new()];
     if args.all_namespaces {
         lines[0].push("NAMESPACE".to_string());
@@ -416,7 +416,7 @@ pub async fn events(ctx: &Ctx, io: &mut Io<'_>, args: &EventsArgs) -> Result<()>
                 let mut all = lines.clone();
                 all.push(event_line(
                     &ev.object,
-                    chrono::Utc::now(),
+                    jiff::Timestamp::now(),
                     args.all_namespaces,
                 ));
                 let text = printer::align(&all);
@@ -441,7 +441,7 @@ fn event_time(ev: &Value) -> String {
         .to_string()
 }
 
-fn event_line(ev: &Value, now: chrono::DateTime<chrono::Utc>, namespace: bool) -> Vec<String> {
+fn event_line(ev: &Value, now: jiff::Timestamp, namespace: bool) -> Vec<String> {
     let mut line = Vec::new();
     if namespace {
         line.push(
@@ -451,8 +451,9 @@ fn event_line(ev: &Value, now: chrono::DateTime<chrono::Utc>, namespace: bool) -
                 .to_string(),
         );
     }
-    let last_seen = chrono::DateTime::parse_from_rfc3339(&event_time(ev))
-        .map(|t| human_age(now.signed_duration_since(t)))
+    let last_seen = event_time(ev)
+        .parse::<jiff::Timestamp>()
+        .map(|t| human_age(now.duration_since(t)))
         .unwrap_or_else(|_| "<unknown>".into());
     let obj = &ev["involvedObject"];
     line.push(last_seen);
@@ -477,8 +478,8 @@ fn event_line(ev: &Value, now: chrono::DateTime<chrono::Utc>, namespace: bool) -
 }
 
 /// kubectl's short duration: `45s`, `5m3s`, `2d4h`, `3y`.
-pub fn human_age(d: chrono::Duration) -> String {
-    let secs = d.num_seconds().max(0);
+pub fn human_age(d: jiff::SignedDuration) -> String {
+    let secs = d.as_secs().max(0);
     let (m, h, day) = (60, 3600, 86400);
     if secs < m * 2 {
         return format!("{secs}s");
@@ -557,16 +558,16 @@ pub async fn api_resources(ctx: &Ctx, io: &mut Io<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Duration;
+    use jiff::SignedDuration as Duration;
 
     #[test]
     fn ages_like_kubectl() {
-        assert_eq!(human_age(Duration::seconds(45)), "45s");
-        assert_eq!(human_age(Duration::seconds(303)), "5m3s");
-        assert_eq!(human_age(Duration::minutes(42)), "42m");
-        assert_eq!(human_age(Duration::minutes(250)), "4h10m");
-        assert_eq!(human_age(Duration::hours(52)), "2d4h");
-        assert_eq!(human_age(Duration::days(30)), "30d");
+        assert_eq!(human_age(Duration::from_secs(45)), "45s");
+        assert_eq!(human_age(Duration::from_secs(303)), "5m3s");
+        assert_eq!(human_age(Duration::from_mins(42)), "42m");
+        assert_eq!(human_age(Duration::from_mins(250)), "4h10m");
+        assert_eq!(human_age(Duration::from_hours(52)), "2d4h");
+        assert_eq!(human_age(Duration::from_hours(30 * 24)), "30d");
     }
 
     #[test]

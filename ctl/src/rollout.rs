@@ -308,7 +308,9 @@ pub async fn rollout(ctx: &Ctx, io: &mut Io<'_>, args: &RolloutArgs) -> Result<(
         }
         RolloutCommand::Restart { target } => {
             for (res, name) in deployments(ctx, target).await? {
-                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let now = jiff::Timestamp::now()
+                    .strftime("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string();
                 let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
                 ctx.patch(
                     &res.item(Some(&ns), &name),
