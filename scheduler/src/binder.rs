@@ -1,8 +1,8 @@
-//! Writes to the apiserver: bindings, the PodScheduled=False condition and FailedScheduling
-//! events. Thin async shells over kube-rs calls; decisions are made elsewhere.
+//! Writes to the apiserver: bindings and the PodScheduled=False condition (FailedScheduling
+//! events go through skiff-component's recorder). Thin async shells over kube-rs calls; decisions are made elsewhere.
 
-use k8s_openapi::api::core::v1::{Binding, Event, EventSource, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
@@ -85,88 +85,9 @@ pub async fn set_unschedulable(
     Ok(())
 }
 
-/// A core/v1 Event about a pod.
-pub fn pod_event(
-    pod: &Pod,
-    reporter: &str,
-    type_: &str,
-    reason: &str,
-    message: &str,
-    now: Timestamp,
-) -> Event {
-    let ns = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    // kube's recorder names events <object>.<hex timestamp>; the nanoseconds keep them unique.
-    let suffix = format!("{:x}", now.as_nanosecond());
-    Event {
-        metadata: ObjectMeta {
-            name: Some(format!("{name}.{suffix}")),
-            namespace: Some(ns.clone()),
-            ..Default::default()
-        },
-        involved_object: ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
-            name: Some(name),
-            namespace: Some(ns),
-            uid: pod.metadata.uid.clone(),
-            resource_version: pod.metadata.resource_version.clone(),
-            ..Default::default()
-        },
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        type_: Some(type_.into()),
-        count: Some(1),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        event_time: Some(MicroTime(now)),
-        source: Some(EventSource {
-            component: Some(reporter.into()),
-            host: None,
-        }),
-        reporting_component: Some(reporter.into()),
-        reporting_instance: Some(reporter.into()),
-        action: Some("Scheduling".into()),
-        ..Default::default()
-    }
-}
-
-pub async fn record_event(client: &Client, event: &Event) -> Result<(), kube::Error> {
-    let ns = event.metadata.namespace.as_deref().unwrap_or("default");
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.create(&PostParams::default(), event).await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_names_the_pod_and_the_reporter() {
-        let pod: Pod = serde_json::from_value(
-            json!({"metadata": {"name": "web", "namespace": "ns", "uid": "u1"}}),
-        )
-        .unwrap();
-        let e = pod_event(
-            &pod,
-            "default-scheduler",
-            "Warning",
-            "FailedScheduling",
-            "0/1 nodes are available: 1 Too many pods.",
-            Timestamp::now(),
-        );
-        assert!(e.metadata.name.as_deref().unwrap().starts_with("web."));
-        assert_eq!(e.involved_object.uid.as_deref(), Some("u1"));
-        assert_eq!(
-            e.source.unwrap().component.as_deref(),
-            Some("default-scheduler")
-        );
-    }
 
     #[test]
     fn existing_condition_is_recognised() {

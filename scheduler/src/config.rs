@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::leader::LeaderElectionConfig;
+use skiff_component::LeaderElectionConfig;
 
 /// Weights of the score plugins (0 disables a plugin). Defaults follow kube-scheduler's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,8 +3,9 @@
 //! Layout follows the Kubernetes scheduler framework: [`framework`] (plugin traits, node and pod
 //! views, the filter → score → select pipeline), [`plugins`] (one module per plugin),
 //! [`queue`] (active, back-off and unschedulable pods), [`cache`] (nodes with bound and assumed
-//! pods), [`binder`] (bindings, conditions, events), [`leader`] (Lease election) and
-//! [`scheduler`] (the loop that ties them to kube-runtime informers).
+//! pods), [`binder`] (bindings and conditions) and [`scheduler`] (the loop that ties them to
+//! kube-runtime informers). Leader election, the Event recorder, client bootstrap, shutdown and
+//! tracing come from skiff-component.
 //!
 //! Benchmarks: `make bench` (tests/benches/scheduler.rs, figures in docs/benchmarks.md). Not built: preemption;
 //! inter-pod affinity; topology spread constraints.
@@ -13,7 +14,6 @@ pub mod binder;
 pub mod cache;
 pub mod config;
 pub mod framework;
-pub mod leader;
 pub mod metrics;
 pub mod plugins;
 pub mod queue;
@@ -22,11 +22,11 @@ pub mod scheduler;
 use std::future::Future;
 
 pub use config::{Config, FileConfig, Weights};
-pub use leader::LeaderElectionConfig;
 pub use metrics::Metrics;
 /// The random source `framework::Framework::schedule` takes (ties are broken randomly), for
 /// callers outside the crate such as the benchmark.
 pub use rand;
+pub use skiff_component::LeaderElectionConfig;
 
 /// Run the scheduler until `shutdown` completes. With `config.leader_election`, schedule only
 /// while holding the lease: wait for it, schedule, and go back to waiting if it is lost; on
@@ -43,7 +43,7 @@ pub async fn run(
         config.metrics.set_leader(false);
         return r;
     };
-    let mut elector = leader::LeaderElector::new(client.clone(), le);
+    let mut elector = skiff_component::LeaderElector::new(client.clone(), le);
     loop {
         tokio::select! {
             _ = &mut shutdown => return Ok(()),

@@ -16,9 +16,10 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use skiff_component::{AbortOnDrop, EventKind, Recorder, Reporter};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::Semaphore;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::binder::{self, BindError};
 use crate::cache::{Cache, NodeChange};
@@ -99,24 +100,13 @@ enum Msg {
     },
 }
 
-/// Aborts the informer tasks when the loop ends or is dropped.
-struct Tasks(Vec<JoinHandle<()>>);
-
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
-
 fn informer<K, F>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
     reader: Store<K>,
     tx: UnboundedSender<Msg>,
     map: F,
-) -> JoinHandle<()>
+) -> AbortOnDrop<()>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -127,7 +117,7 @@ where
         + 'static,
     F: Fn(watcher::Event<K>, &Store<K>) -> Option<Msg> + Send + 'static,
 {
-    tokio::spawn(async move {
+    AbortOnDrop::spawn(async move {
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff();
         futures::pin_mut!(stream);
@@ -150,6 +140,7 @@ where
 
 struct Scheduler {
     client: Client,
+    recorder: Recorder,
     cfg: Config,
     framework: Framework,
     cache: Cache,
@@ -177,7 +168,8 @@ pub async fn run_scheduler(
     let (node_reader, node_writer) = reflector::store::<Node>();
     let (pod_reader, pod_writer) = reflector::store::<Pod>();
     let (service_reader, service_writer) = reflector::store::<Service>();
-    let _tasks = Tasks(vec![
+    // The informers stop when the loop ends or is dropped.
+    let _informers = [
         informer(
             Api::<Node>::all(client.clone()),
             node_writer,
@@ -216,7 +208,7 @@ pub async fn run_scheduler(
             tx.clone(),
             |_, _| None,
         ),
-    ]);
+    ];
     let mut s = Scheduler {
         framework: crate::plugins::default_framework(&cfg.weights),
         cache: Cache::new(),
@@ -226,6 +218,7 @@ pub async fn run_scheduler(
             cfg.max_unschedulable_duration,
         ),
         bind_slots: Arc::new(Semaphore::new(cfg.bind_concurrency.max(1))),
+        recorder: Recorder::new(client.clone(), Reporter::new(cfg.scheduler_name.clone())),
         client,
         cfg,
         tx,
@@ -435,22 +428,19 @@ impl Scheduler {
                     return;
                 }
                 let client = self.client.clone();
-                let reporter = self.cfg.scheduler_name.clone();
+                let recorder = self.recorder.clone();
                 spawn_write(&mut self.writes, async move {
                     if let Err(e) = binder::set_unschedulable(&client, &pod, &message).await {
                         tracing::warn!(pod = %key, error = %e, "setting PodScheduled=False");
                     }
-                    let event = binder::pod_event(
-                        &pod,
-                        &reporter,
-                        "Warning",
-                        "FailedScheduling",
-                        &message,
-                        Timestamp::now(),
-                    );
-                    if let Err(e) = binder::record_event(&client, &event).await {
-                        tracing::warn!(pod = %key, error = %e, "recording FailedScheduling event");
-                    }
+                    recorder
+                        .publish_for(
+                            pod.as_ref(),
+                            EventKind::Warning,
+                            "FailedScheduling",
+                            &message,
+                        )
+                        .await;
                 });
             }
         }

@@ -454,7 +454,7 @@ async fn leadership_fails_over_within_the_lease_duration() {
             lease_duration,
             renew_deadline: Duration::from_millis(1500),
             retry_period: Duration::from_millis(200),
-            ..LeaderElectionConfig::new(id)
+            ..LeaderElectionConfig::new("skiff-scheduler", id)
         }),
         ..fast_config()
     };
