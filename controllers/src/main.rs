@@ -2,26 +2,22 @@
 //! Lease, runs the controllers, and serves /healthz and /metrics until SIGTERM.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
 use skiff_common::parse_duration;
-use skiff_controllers::{Config, Metrics, ALL_CONTROLLERS};
+use skiff_component::{init_tracing, shutdown_signal, ClientArgs};
+use skiff_controllers::{registry, Config, Metrics};
 
 /// Runs skiff's controllers: replicaset, deployment, endpoints, endpointslice,
 /// garbagecollector, namespace, nodeipam, nodelifecycle, job.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// kubeconfig file to reach the apiserver (default: in-cluster or $KUBECONFIG)
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: Option<PathBuf>,
-    /// apiserver URL; overrides the server in the kubeconfig
-    #[arg(long)]
-    master: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
     /// Acquire the leader Lease before acting, so that only one replica runs the controllers
     #[arg(long, default_value_t = false)]
     leader_elect: bool,
@@ -57,22 +53,6 @@ struct Args {
     port: u16,
 }
 
-async fn client(args: &Args) -> anyhow::Result<kube::Client> {
-    let mut config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
-        }
-        None if args.master.is_some() => kube::Config::new("http://127.0.0.1:6443".parse()?),
-        None => kube::Config::infer().await?,
-    };
-    if let Some(master) = &args.master {
-        config.cluster_url = master.parse().context("--master is not a valid URL")?;
-    }
-    Ok(kube::Client::try_from(config)?)
-}
-
 async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     use axum::routing::get;
     let app = axum::Router::new()
@@ -101,26 +81,12 @@ async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_tracing("info");
     let args = Args::parse();
     let controllers: Vec<String> = if args.controllers.trim() == "*" {
-        ALL_CONTROLLERS.iter().map(|s| s.to_string()).collect()
+        registry::names().map(String::from).collect()
     } else {
         args.controllers
             .split(',')
@@ -128,13 +94,10 @@ async fn main() -> anyhow::Result<()> {
             .filter(|s| !s.is_empty())
             .collect()
     };
-    if let Some(unknown) = controllers
-        .iter()
-        .find(|c| !ALL_CONTROLLERS.contains(&c.as_str()))
-    {
+    if let Some(unknown) = controllers.iter().find(|c| registry::find(c).is_none()) {
         anyhow::bail!(
             "unknown controller {unknown:?}; known: {}",
-            ALL_CONTROLLERS.join(", ")
+            registry::names().collect::<Vec<_>>().join(", ")
         );
     }
     let cluster_cidr = if args.cluster_cidr.is_empty() {
@@ -160,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
         metrics: metrics.clone(),
         ..Default::default()
     };
-    let client = client(&args).await?;
+    let client = args.client.client().await?;
     if args.port != 0 {
         let addr: SocketAddr = format!("{}:{}", args.bind_address, args.port)
             .parse()

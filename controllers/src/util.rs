@@ -1,7 +1,7 @@
-//! Helpers shared by the controllers: the error type, pod state predicates, owner references.
+//! Pure helpers shared by the controllers: pod state predicates, selectors, owner references,
+//! IntOrString scaling; and the two tiny write helpers every controller uses.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -9,42 +9,29 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector as MetaSelector, ObjectMeta, OwnerReference,
 };
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::runtime::controller::Action;
 use kube::Resource;
 use skiff_common::LabelSelector;
 
-use crate::events::Recorder;
-use crate::metrics::Metrics;
-
-/// What can go wrong inside a reconcile.
+/// A workload's selector that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+pub enum InvalidSelector {
     #[error("invalid selector: {0}")]
-    Selector(#[from] skiff_common::SelectorError),
-    #[error("serialization: {0}")]
+    Parse(#[from] skiff_common::SelectorError),
+    #[error("invalid selector: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("{0}")]
-    Invalid(String),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What every reconciler gets.
-pub struct Context {
-    pub client: kube::Client,
-    pub recorder: Recorder,
-    pub metrics: Arc<Metrics>,
-    pub config: Arc<crate::Config>,
-}
+/// An IntOrString that is neither a number nor a percentage.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for IntOrString: {0:?}")]
+pub struct InvalidIntOrString(pub String);
 
 /// A 404 means someone else already finished the job.
-pub fn ignore_missing<T>(r: std::result::Result<T, kube::Error>) -> Result<()> {
+pub fn ignore_missing<T>(r: Result<T, kube::Error>) -> Result<(), kube::Error> {
     match r {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -55,7 +42,7 @@ pub async fn write_status<K, S>(
     name: &str,
     current: Option<&S>,
     desired: &S,
-) -> Result<()>
+) -> Result<(), kube::Error>
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: serde::Serialize + PartialEq,
@@ -74,24 +61,8 @@ where
     )
 }
 
-/// Retry a failed reconcile after a short back-off, logging it.
-pub fn error_policy<K>(
-    controller: &'static str,
-) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
-    move |_obj, err, ctx| {
-        tracing::warn!(controller, error = %err, "reconcile failed; retrying");
-        ctx.metrics.reconcile(controller, false);
-        match err {
-            Error::Kube(kube::Error::Api(s)) if s.code == 409 => {
-                Action::requeue(Duration::from_millis(200))
-            }
-            _ => Action::requeue(Duration::from_secs(2)),
-        }
-    }
-}
-
 /// The selector of a workload, as a skiff label selector.
-pub fn selector(sel: Option<&MetaSelector>) -> Result<LabelSelector> {
+pub fn selector(sel: Option<&MetaSelector>) -> Result<LabelSelector, InvalidSelector> {
     match sel {
         None => Ok(LabelSelector::matches_nothing()),
         Some(s) => Ok(LabelSelector::from_json(&serde_json::to_value(s)?)?),
@@ -180,6 +151,20 @@ pub fn pod_available_in(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> Op
     (at > now).then(|| until(at, now))
 }
 
+/// The objects of one namespace in a reflector store, cloned out of it (the pure planners take
+/// plain objects).
+pub fn in_namespace<K>(store: &kube::runtime::reflector::Store<K>, namespace: &str) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        .map(|o| (**o).clone())
+        .collect()
+}
+
 pub fn now() -> Timestamp {
     Timestamp::now()
 }
@@ -195,7 +180,7 @@ pub fn scaled_value(
     total: i32,
     round_up: bool,
     default: &str,
-) -> Result<i32> {
+) -> Result<i32, InvalidIntOrString> {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     let v = value
         .cloned()
@@ -206,7 +191,7 @@ pub fn scaled_value(
             let pct: i64 = s
                 .strip_suffix('%')
                 .and_then(|p| p.parse().ok())
-                .ok_or_else(|| Error::Invalid(format!("invalid value for IntOrString: {s:?}")))?;
+                .ok_or_else(|| InvalidIntOrString(s.clone()))?;
             let scaled = pct * total as i64;
             Ok(if round_up {
                 (scaled + 99).div_euclid(100)

@@ -2,28 +2,43 @@
 //! pod-template-hash), rolled over with RollingUpdate (maxSurge/maxUnavailable) or Recreate,
 //! revision annotations, history cleanup, pause, progress deadline, and the status fields and
 //! conditions `kubectl rollout status` reads.
+//!
+//! Split by concern as Kubernetes' deployment controller is: [`sync`] (claiming, scaling,
+//! creating, cleanup, status writes), [`rolling`], [`recreate`], [`progress`] (status and
+//! conditions), [`rollback`] (revisions) and [`template`] (hashing). This file only wires them:
+//! the reconcile reads the shared stores, picks the strategy and writes the status.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
-};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{watcher, Controller};
+use kube::runtime::Controller;
 use kube::ResourceExt;
-use serde_json::{json, Value};
 
-use crate::events::EventType;
-use crate::util::ignore_missing;
-use crate::util::{self, Context, Error, Result};
+use crate::context::Context;
+use crate::expectations::{owner_key, Expectations};
+use crate::informers::Informer;
+use crate::reconcile::{self, ReconcileError};
+use crate::registry::Registration;
+use crate::util::{self, InvalidIntOrString, InvalidSelector};
+
+pub mod progress;
+pub mod recreate;
+pub mod rollback;
+pub mod rolling;
+pub mod sync;
+pub mod template;
+
+pub use progress::compute_status;
+pub use rollback::revision;
+pub use rolling::{fenceposts, new_rs_replicas, scale_down_old, RsCounts};
+pub use sync::history_to_delete;
+pub use template::{pod_template_hash, safe_encode, templates_equal};
 
 pub const NAME: &str = "deployment-controller";
 pub const HASH_LABEL: &str = "pod-template-hash";
@@ -31,686 +46,94 @@ pub const REVISION: &str = "deployment.kubernetes.io/revision";
 pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 
-/// FNV-1a, 32 bits.
-fn fnv32a(data: &[u8], mut h: u32) -> u32 {
-    for b in data {
-        h ^= *b as u32;
-        h = h.wrapping_mul(16777619);
-    }
-    h
+pub const REGISTRATION: Registration = Registration {
+    name: "deployment",
+    reporter: NAME,
+    start,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Selector(#[from] InvalidSelector),
+    #[error(transparent)]
+    IntOrString(#[from] InvalidIntOrString),
+    #[error("deployment has no spec")]
+    NoSpec,
 }
 
-/// apimachinery's SafeEncodeString: each byte mapped onto an alphabet without vowels or
-/// look-alike digits, so the result never spells words.
-pub fn safe_encode(s: &str) -> String {
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    s.bytes()
-        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
-        .collect()
-}
-
-/// The pod-template-hash of a template, as Kubernetes' ComputeHash builds it: FNV-32a over the
-/// template, then the collision count as 8 little-endian bytes, the sum printed in decimal and
-/// safe-encoded. Kubernetes feeds the hasher a Go `spew` dump of the struct, which has no
-/// equivalent outside Go; skiff hashes the canonical JSON of the template instead, so hashes
-/// are stable and well distributed but not byte-identical to kube-controller-manager's.
-pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let bytes = serde_json::to_vec(template).unwrap_or_default();
-    let mut h = fnv32a(&bytes, 2166136261);
-    if let Some(c) = collision_count {
-        let mut buf = [0u8; 8];
-        buf[..4].copy_from_slice(&(c as u32).to_le_bytes());
-        h = fnv32a(&buf, h);
-    }
-    safe_encode(&h.to_string())
-}
-
-fn template_without_hash(t: &PodTemplateSpec) -> Value {
-    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    if let Some(labels) = v
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        labels.remove(HASH_LABEL);
-    }
-    v
-}
-
-/// Same template apart from the pod-template-hash label (Kubernetes' EqualIgnoreHash).
-pub fn templates_equal(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
-    template_without_hash(a) == template_without_hash(b)
-}
-
-pub fn revision(rs: &ReplicaSet) -> i64 {
-    rs.annotations()
-        .get(REVISION)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
-}
-
-/// (maxSurge, maxUnavailable) as absolute numbers; both zero would never progress, so then
-/// one pod may be unavailable.
-pub fn fenceposts(d: &Deployment) -> Result<(i32, i32)> {
-    let spec = d
-        .spec
-        .as_ref()
-        .ok_or_else(|| Error::Invalid("deployment has no spec".into()))?;
-    let desired = spec.replicas.unwrap_or(1);
-    let ru = spec
-        .strategy
-        .as_ref()
-        .and_then(|s| s.rolling_update.as_ref());
-    if spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate") {
-        return Ok((0, desired));
-    }
-    let surge = util::scaled_value(ru.and_then(|r| r.max_surge.as_ref()), desired, true, "25%")?;
-    let unavailable = util::scaled_value(
-        ru.and_then(|r| r.max_unavailable.as_ref()),
-        desired,
-        false,
-        "25%",
-    )?;
-    if surge == 0 && unavailable == 0 {
-        return Ok((0, 1));
-    }
-    Ok((surge, unavailable))
-}
-
-/// How many replicas the new ReplicaSet should have in a rolling update (NewRSNewReplicas).
-pub fn new_rs_replicas(
-    desired: i32,
-    max_surge: i32,
-    total_replicas: i32,
-    new_replicas: i32,
-    old_active: bool,
-) -> i32 {
-    if !old_active {
-        // Nothing left to replace: a plain scale to the desired count.
-        return desired;
-    }
-    let max_total = desired + max_surge;
-    if total_replicas >= max_total {
-        return new_replicas;
-    }
-    let up = (max_total - total_replicas).min(desired - new_replicas);
-    new_replicas + up
-}
-
-/// A ReplicaSet as the rolling-update arithmetic sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RsCounts {
-    pub name: String,
-    pub replicas: i32,
-    pub available: i32,
-}
-
-/// New sizes for old ReplicaSets (oldest first) so that at least `desired - max_unavailable`
-/// pods stay available (reconcileOldReplicaSets: unhealthy pods go first, then healthy ones).
-pub fn scale_down_old(
-    old: &[RsCounts],
-    new: Option<&RsCounts>,
-    desired: i32,
-    max_unavailable: i32,
-) -> Vec<(String, i32)> {
-    let old_pods: i32 = old.iter().map(|r| r.replicas).sum();
-    if old_pods == 0 {
-        return vec![];
-    }
-    let (new_replicas, new_available) = new.map(|n| (n.replicas, n.available)).unwrap_or((0, 0));
-    let all_pods = old_pods + new_replicas;
-    let min_available = desired - max_unavailable;
-    let new_unavailable = (new_replicas - new_available).max(0);
-    let max_scaled_down = all_pods - min_available - new_unavailable;
-    if max_scaled_down <= 0 {
-        return vec![];
-    }
-    let mut sizes: Vec<RsCounts> = old.to_vec();
-    let mut cleaned = 0;
-    for rs in sizes.iter_mut() {
-        if cleaned >= max_scaled_down {
-            break;
-        }
-        let unhealthy = rs.replicas - rs.available.min(rs.replicas);
-        if rs.replicas == 0 || unhealthy <= 0 {
-            continue;
-        }
-        let down = (max_scaled_down - cleaned).min(unhealthy);
-        rs.replicas -= down;
-        cleaned += down;
-    }
-    let available: i32 = old.iter().map(|r| r.available).sum::<i32>() + new_available;
-    if available > min_available {
-        let total = available - min_available;
-        let mut scaled = 0;
-        for rs in sizes.iter_mut() {
-            if scaled >= total {
-                break;
-            }
-            if rs.replicas == 0 {
-                continue;
-            }
-            let down = rs.replicas.min(total - scaled);
-            rs.replicas -= down;
-            scaled += down;
-        }
-    }
-    sizes
-        .into_iter()
-        .zip(old)
-        .filter(|(n, o)| n.replicas != o.replicas)
-        .map(|(n, _)| (n.name, n.replicas))
-        .collect()
-}
-
-/// Old ReplicaSets beyond revisionHistoryLimit that can go (empty ones, oldest revision first).
-pub fn history_to_delete(old: &[&ReplicaSet], limit: i32) -> Vec<String> {
-    let mut empty: Vec<&&ReplicaSet> = old
-        .iter()
-        .filter(|rs| {
-            rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) == 0
-                && rs.status.as_ref().map(|s| s.replicas).unwrap_or(0) == 0
-                && !util::is_deleting(&rs.metadata)
-        })
-        .collect();
-    let excess = old.len() as i64 - limit.max(0) as i64;
-    if excess <= 0 {
-        return vec![];
-    }
-    empty.sort_by_key(|rs| revision(rs));
-    empty
-        .into_iter()
-        .take(excess as usize)
-        .map(|rs| rs.name_any())
-        .collect()
-}
-
-fn condition(
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: String,
-    now: Timestamp,
-) -> DeploymentCondition {
-    DeploymentCondition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: Some(reason.into()),
-        message: Some(message),
-        last_update_time: Some(Time(now)),
-        last_transition_time: Some(Time(now)),
+impl ReconcileError for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube(e) if reconcile::is_conflict(e))
     }
 }
 
-/// Put `cond` into `conds`, keeping lastTransitionTime when the status did not change.
-fn set_condition(conds: &mut Vec<DeploymentCondition>, mut cond: DeploymentCondition) {
-    if let Some(existing) = conds.iter_mut().find(|c| c.type_ == cond.type_) {
-        if existing.status == cond.status && existing.reason == cond.reason {
-            // Nothing new: keep the times, so the progress deadline keeps counting.
-            return;
-        }
-        if existing.status == cond.status {
-            cond.last_transition_time = existing.last_transition_time.clone();
-        }
-        *existing = cond;
-    } else {
-        conds.push(cond);
-    }
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The controller's state: the shared stores it reads and the writes it waits to see there.
+pub(crate) struct State {
+    ctx: Arc<Context>,
+    sets: Informer<ReplicaSet>,
+    deployments: Informer<Deployment>,
+    /// Writes to ReplicaSets, per Deployment.
+    rs_writes: Expectations<ReplicaSet>,
+    /// Writes to the Deployment itself (status, revision annotation).
+    own_writes: Expectations<Deployment>,
 }
 
-/// The Deployment's status from its ReplicaSets, with Available and Progressing conditions.
-/// `event` names what the reconcile just did to the new ReplicaSet, if anything.
-pub fn compute_status(
-    d: &Deployment,
-    new_rs: Option<&ReplicaSet>,
-    all: &[&ReplicaSet],
-    max_unavailable: i32,
-    event: Option<(&str, String)>,
-    now: Timestamp,
-) -> DeploymentStatus {
-    let spec = d.spec.clone().unwrap_or_default();
-    let desired = spec.replicas.unwrap_or(1);
-    let st = |rs: &&ReplicaSet| rs.status.clone().unwrap_or_default();
-    let replicas: i32 = all.iter().map(|r| st(r).replicas).sum();
-    let ready: i32 = all.iter().map(|r| st(r).ready_replicas.unwrap_or(0)).sum();
-    let available: i32 = all
-        .iter()
-        .map(|r| st(r).available_replicas.unwrap_or(0))
-        .sum();
-    let updated = new_rs
-        .map(|r| r.status.clone().unwrap_or_default().replicas)
-        .unwrap_or(0);
-    let wanted: i32 = all
-        .iter()
-        .map(|r| r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0))
-        .sum();
-    let old = d.status.clone().unwrap_or_default();
-    let mut status = DeploymentStatus {
-        observed_generation: d.metadata.generation,
-        replicas: Some(replicas),
-        updated_replicas: Some(updated),
-        ready_replicas: Some(ready),
-        available_replicas: Some(available),
-        // As Kubernetes counts it: the pods the ReplicaSets want, less those available.
-        unavailable_replicas: Some((wanted - available).max(0)),
-        collision_count: old.collision_count,
-        conditions: None,
-        ..Default::default()
-    };
-    let mut conds = old.conditions.clone().unwrap_or_default();
-    if available >= desired - max_unavailable {
-        set_condition(
-            &mut conds,
-            condition(
-                "Available",
-                "True",
-                "MinimumReplicasAvailable",
-                "Deployment has minimum availability.".into(),
-                now,
-            ),
-        );
-    } else {
-        set_condition(
-            &mut conds,
-            condition(
-                "Available",
-                "False",
-                "MinimumReplicasUnavailable",
-                "Deployment does not have minimum availability.".into(),
-                now,
-            ),
-        );
-    }
-    let rs_name = new_rs.map(|r| r.name_any()).unwrap_or_default();
-    let progressing = conds.iter().find(|c| c.type_ == "Progressing").cloned();
-    if spec.paused == Some(true) {
-        set_condition(
-            &mut conds,
-            condition(
-                "Progressing",
-                "Unknown",
-                "DeploymentPaused",
-                "Deployment is paused".into(),
-                now,
-            ),
-        );
-    } else if progressing.as_ref().and_then(|c| c.reason.as_deref()) == Some("DeploymentPaused") {
-        set_condition(
-            &mut conds,
-            condition(
-                "Progressing",
-                "Unknown",
-                "DeploymentResumed",
-                "Deployment is resumed".into(),
-                now,
-            ),
-        );
-    }
-    let complete =
-        updated == desired && replicas == desired && available == desired && new_rs.is_some();
-    if spec.paused != Some(true) {
-        if let Some((reason, message)) = event {
-            set_condition(
-                &mut conds,
-                condition("Progressing", "True", reason, message, now),
-            );
-        }
-        let made_progress = updated > old.updated_replicas.unwrap_or(0)
-            || replicas - updated < old.replicas.unwrap_or(0) - old.updated_replicas.unwrap_or(0)
-            || available > old.available_replicas.unwrap_or(0)
-            || ready > old.ready_replicas.unwrap_or(0);
-        let current = conds.iter().find(|c| c.type_ == "Progressing").cloned();
-        if complete {
-            set_condition(
-                &mut conds,
-                condition(
-                    "Progressing",
-                    "True",
-                    "NewReplicaSetAvailable",
-                    format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
-                    now,
-                ),
-            );
-        } else if made_progress {
-            let mut c = condition(
-                "Progressing",
-                "True",
-                "ReplicaSetUpdated",
-                format!("ReplicaSet \"{rs_name}\" is progressing."),
-                now,
-            );
-            if let Some(cur) = current.as_ref().filter(|c| c.status == "True") {
-                c.last_transition_time = cur.last_transition_time.clone();
-            }
-            conds.retain(|c| c.type_ != "Progressing");
-            conds.push(c);
-        } else if let Some(deadline) = spec.progress_deadline_seconds {
-            if let Some(cur) = current {
-                let last = cur.last_update_time.as_ref().map(|t| t.0).unwrap_or(now);
-                let reason = cur.reason.as_deref().unwrap_or("");
-                if reason != "NewReplicaSetAvailable"
-                    && reason != "ProgressDeadlineExceeded"
-                    && last + SignedDuration::from_secs(deadline as i64) < now
-                {
-                    set_condition(
-                        &mut conds,
-                        condition(
-                            "Progressing",
-                            "False",
-                            "ProgressDeadlineExceeded",
-                            format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
-                            now,
-                        ),
-                    );
-                }
-            }
-        }
-    }
-    conds.sort_by_key(|c| if c.type_ == "Available" { 0 } else { 1 });
-    status.conditions = Some(conds);
-    status
-}
-
-/// How long until the progress deadline could pass, if a rollout is under way.
-fn deadline_requeue(d: &Deployment, status: &DeploymentStatus, now: Timestamp) -> Option<Duration> {
-    let deadline = d.spec.as_ref()?.progress_deadline_seconds?;
-    let c = status
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Progressing")?;
-    if c.status != "True" || c.reason.as_deref() == Some("NewReplicaSetAvailable") {
-        return None;
-    }
-    let at = c.last_update_time.as_ref()?.0 + SignedDuration::from_secs(deadline as i64 + 1);
-    Some(util::until(at, now).max(Duration::from_millis(100)))
-}
-
-fn rs_counts(rs: &ReplicaSet) -> RsCounts {
-    RsCounts {
-        name: rs.name_any(),
-        replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
-        available: rs
-            .status
-            .as_ref()
-            .and_then(|s| s.available_replicas)
-            .unwrap_or(0),
-    }
-}
-
-fn spec_replicas(rs: &ReplicaSet) -> i32 {
-    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
-}
-
-/// The ReplicaSet for the Deployment's current template.
-fn new_replica_set(
-    d: &Deployment,
-    hash: &str,
-    replicas: i32,
-    revision: i64,
-    max_surge: i32,
-) -> ReplicaSet {
-    let spec = d.spec.clone().unwrap_or_default();
-    let mut template = spec.template.clone();
-    let meta = template.metadata.get_or_insert_with(Default::default);
-    meta.labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(HASH_LABEL.into(), hash.into());
-    let mut selector = spec.selector.clone();
-    selector
-        .match_labels
-        .get_or_insert_with(BTreeMap::new)
-        .insert(HASH_LABEL.into(), hash.into());
-    let mut labels = meta.labels.clone().unwrap_or_default();
-    labels.insert(HASH_LABEL.into(), hash.into());
-    let desired = spec.replicas.unwrap_or(1);
-    let annotations = BTreeMap::from([
-        (REVISION.to_string(), revision.to_string()),
-        (DESIRED_REPLICAS.to_string(), desired.to_string()),
-        (MAX_REPLICAS.to_string(), (desired + max_surge).to_string()),
-    ]);
-    ReplicaSet {
-        metadata: ObjectMeta {
-            name: Some(format!("{}-{hash}", d.name_any())),
-            namespace: d.namespace(),
-            labels: Some(labels),
-            annotations: Some(annotations),
-            owner_references: Some(vec![util::owner_ref(d)]),
-            ..Default::default()
-        },
-        spec: Some(ReplicaSetSpec {
-            replicas: Some(replicas),
-            min_ready_seconds: spec.min_ready_seconds,
-            selector,
-            template: Some(template),
-        }),
-        status: None,
-    }
-}
-
-async fn scale(
-    api: &Api<ReplicaSet>,
-    rs: &mut ReplicaSet,
-    replicas: i32,
-    ctx: &Context,
-    d: &Deployment,
-) -> Result<()> {
-    let from = spec_replicas(rs);
-    let patch = json!({"spec": {"replicas": replicas}});
-    *rs = api
-        .patch(
-            &rs.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    let verb = if replicas > from { "up" } else { "down" };
-    ctx.recorder.publish(
-        d,
-        EventType::Normal,
-        "ScalingReplicaSet",
-        format!(
-            "Scaled {verb} replica set {} from {from} to {replicas}",
-            rs.name_any()
-        ),
-    );
-    Ok(())
-}
-
-async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(d: Arc<Deployment>, state: Arc<State>) -> Result<Action> {
+    let ctx = &state.ctx;
     let now = util::now();
     let ns = d.namespace().unwrap_or_default();
-    let uid = d.uid().unwrap_or_default();
-    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let dapi: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     if util::is_deleting(&d.metadata) {
         return Ok(Action::await_change());
     }
-    let spec = d
-        .spec
-        .clone()
-        .ok_or_else(|| Error::Invalid("deployment has no spec".into()))?;
+    let key = owner_key(d.as_ref());
+    if !state.rs_writes.satisfied(&key, &state.sets)
+        || !state.own_writes.satisfied(&key, &state.deployments)
+    {
+        return Ok(reconcile::wait_for_store());
+    }
+    let spec = d.spec.clone().ok_or(Error::NoSpec)?;
     let selector = util::selector(Some(&spec.selector))?;
     let desired = spec.replicas.unwrap_or(1);
-    let (max_surge, max_unavailable) = fenceposts(&d)?;
+    let (_, max_unavailable) = fenceposts(&d)?;
     let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
+    let paused = spec.paused == Some(true);
 
-    // Claim: our ReplicaSets, adopting matching orphans and releasing ones that stopped matching.
-    let mut owned: Vec<ReplicaSet> = Vec::new();
-    for rs in api.list(&ListParams::default()).await?.items {
-        let matches = selector.matches(&util::labels(&rs.metadata));
-        match util::controller_ref(&rs.metadata) {
-            Some(r) if r.uid == uid => {
-                if matches {
-                    owned.push(rs);
-                } else {
-                    let refs: Vec<_> = rs
-                        .owner_references()
-                        .iter()
-                        .filter(|r| r.uid != uid)
-                        .cloned()
-                        .collect();
-                    let patch = json!({"metadata": {"ownerReferences": refs}});
-                    ignore_missing(
-                        api.patch(
-                            &rs.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Merge(&patch),
-                        )
-                        .await,
-                    )?;
-                }
-            }
-            None if matches && !util::is_deleting(&rs.metadata) => {
-                let mut refs = rs.owner_references().to_vec();
-                refs.push(util::owner_ref(d.as_ref()));
-                let patch = json!({"metadata": {"ownerReferences": refs, "resourceVersion": rs.resource_version()}});
-                owned.push(
-                    api.patch(
-                        &rs.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await?,
-                );
-            }
-            _ => {}
-        }
-    }
-    owned.sort_by_key(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0));
-    let new_idx = owned.iter().position(|rs| {
-        rs.spec
-            .as_ref()
-            .and_then(|s| s.template.as_ref())
-            .is_some_and(|t| templates_equal(t, &spec.template))
-    });
-    let mut new_rs = new_idx.map(|i| owned.remove(i));
-    let mut old = owned;
-    let max_old_revision = old.iter().map(revision).max().unwrap_or(0);
-    let mut event: Option<(&str, String)> = None;
+    let mut w = sync::Writes {
+        state: &state,
+        deployment: &d,
+        key,
+        sets: Api::namespaced(ctx.client.clone(), &ns),
+        deployments: Api::namespaced(ctx.client.clone(), &ns),
+        max_old_revision: 0,
+    };
+    let owned = w
+        .claim(util::in_namespace(&state.sets.store(), &ns), &selector)
+        .await?;
+    let (mut new_rs, mut old) = split_new_and_old(owned, &spec.template);
+    let found_new = new_rs.is_some();
+    w.max_old_revision = rollback::max_revision(&old);
+    let mut event = None;
 
-    if spec.paused != Some(true) {
-        // The new ReplicaSet's revision is the newest, also when an old template came back.
-        if let Some(rs) = new_rs.as_mut() {
-            if revision(rs) <= max_old_revision {
-                let patch = json!({"metadata": {"annotations": {REVISION: (max_old_revision + 1).to_string()}}});
-                *rs = api
-                    .patch(
-                        &rs.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await?;
-            }
-        }
-        let old_active = old.iter().any(|r| spec_replicas(r) > 0);
-        let old_pods_exist = old
-            .iter()
-            .any(|r| spec_replicas(r) > 0 || r.status.as_ref().is_some_and(|s| s.replicas > 0));
-        if recreate {
-            for rs in old.iter_mut().filter(|r| spec_replicas(r) > 0) {
-                scale(&api, rs, 0, &ctx, &d).await?;
-            }
-        }
-        let target_new = if recreate {
-            if old_pods_exist {
-                0
-            } else {
-                desired
-            }
+    if !paused {
+        rollback::sync_revision(&w, new_rs.as_mut(), w.max_old_revision).await?;
+        let outcome = if recreate {
+            recreate::rollout(&w, &mut new_rs, found_new, &mut old).await?
         } else {
-            let total: i32 = old.iter().map(spec_replicas).sum::<i32>()
-                + new_rs.as_ref().map(spec_replicas).unwrap_or(0);
-            new_rs_replicas(
-                desired,
-                max_surge,
-                total,
-                new_rs.as_ref().map(spec_replicas).unwrap_or(0),
-                old_active,
-            )
+            rolling::rollout(&w, &mut new_rs, found_new, &mut old).await?
         };
-        match new_rs.as_mut() {
-            None if !(recreate && old_pods_exist) => {
-                let collision = d.status.as_ref().and_then(|s| s.collision_count);
-                let hash = pod_template_hash(&spec.template, collision);
-                let rs = new_replica_set(&d, &hash, target_new, max_old_revision + 1, max_surge);
-                match api.create(&PostParams::default(), &rs).await {
-                    Ok(created) => {
-                        ctx.recorder.publish(
-                            d.as_ref(),
-                            EventType::Normal,
-                            "ScalingReplicaSet",
-                            format!(
-                                "Scaled up replica set {} from 0 to {target_new}",
-                                created.name_any()
-                            ),
-                        );
-                        event = Some((
-                            "NewReplicaSetCreated",
-                            format!("Created new replica set \"{}\"", created.name_any()),
-                        ));
-                        new_rs = Some(created);
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 409 => {
-                        // A ReplicaSet of that name exists with another template: a hash collision.
-                        let existing = api.get_opt(&rs.name_any()).await?;
-                        let ours = existing.as_ref().is_some_and(|e| {
-                            util::controller_ref(&e.metadata).is_some_and(|r| r.uid == uid)
-                                && e.spec
-                                    .as_ref()
-                                    .and_then(|s| s.template.as_ref())
-                                    .is_some_and(|t| templates_equal(t, &spec.template))
-                        });
-                        if !ours {
-                            let count = collision.unwrap_or(0) + 1;
-                            let patch = json!({"status": {"collisionCount": count}});
-                            dapi.patch_status(
-                                &d.name_any(),
-                                &PatchParams::default(),
-                                &Patch::Merge(&patch),
-                            )
-                            .await?;
-                        }
-                        return Ok(Action::requeue(Duration::from_millis(100)));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            None => {}
-            Some(rs) => {
-                if spec_replicas(rs) != target_new {
-                    scale(&api, rs, target_new, &ctx, &d).await?;
-                    event = Some((
-                        "ReplicaSetUpdated",
-                        format!("ReplicaSet \"{}\" is progressing.", rs.name_any()),
-                    ));
-                } else if new_idx.is_some()
-                    && d.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_none()
-                {
-                    event = Some((
-                        "FoundNewReplicaSet",
-                        format!("Found new replica set \"{}\"", rs.name_any()),
-                    ));
-                }
-            }
-        }
-        if !recreate {
-            let old_counts: Vec<RsCounts> = old.iter().map(rs_counts).collect();
-            let new_counts = new_rs.as_ref().map(rs_counts);
-            for (name, replicas) in
-                scale_down_old(&old_counts, new_counts.as_ref(), desired, max_unavailable)
-            {
-                if let Some(rs) = old.iter_mut().find(|r| r.name_any() == name) {
-                    scale(&api, rs, replicas, &ctx, &d).await?;
-                }
-            }
+        match outcome {
+            sync::NewReplicaSet::Progress(e) => event = e,
+            sync::NewReplicaSet::Requeue(after) => return Ok(Action::requeue(after)),
         }
     } else if let Some(rs) = new_rs.as_mut() {
         // Paused: no rollout, but a plain scale of a settled Deployment still applies.
-        if old.iter().all(|r| spec_replicas(r) == 0) && spec_replicas(rs) != desired {
-            scale(&api, rs, desired, &ctx, &d).await?;
+        if old.iter().all(|r| sync::spec_replicas(r) == 0) && sync::spec_replicas(rs) != desired {
+            w.scale(rs, desired).await?;
         }
     }
 
@@ -724,45 +147,33 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action> {
         .iter()
         .flatten()
         .any(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"));
-    if complete || spec.paused == Some(true) {
-        let limit = spec.revision_history_limit.unwrap_or(10);
-        let old_refs: Vec<&ReplicaSet> = old.iter().collect();
-        for name in history_to_delete(&old_refs, limit) {
-            ignore_missing(
-                api.delete(&name, &DeleteParams::default())
-                    .await
-                    .map(|_| ()),
-            )?;
-        }
+    if complete || paused {
+        w.clean_up_history(&old).await?;
     }
-
-    // The Deployment carries its current revision, as `kubectl rollout history` expects.
     if let Some(rs) = new_rs.as_ref() {
-        let rev = revision(rs).to_string();
-        if d.annotations().get(REVISION) != Some(&rev) {
-            let patch = json!({"metadata": {"annotations": {REVISION: rev}}});
-            dapi.patch(
-                &d.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
-        }
+        w.sync_revision_annotation(rs).await?;
     }
-    if d.status.as_ref() != Some(&status) {
-        let patch = json!({"status": status});
-        dapi.patch_status(
-            &d.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    }
+    w.write_status(&status).await?;
     ctx.metrics.reconcile(NAME, true);
-    Ok(match deadline_requeue(&d, &status, now) {
+    Ok(match progress::deadline_requeue(&d, &status, now) {
         Some(after) => Action::requeue(after),
         None => Action::requeue(Duration::from_secs(300)),
     })
+}
+
+/// The ReplicaSet whose template is the Deployment's (the new one), and the others (pure).
+pub fn split_new_and_old(
+    mut owned: Vec<ReplicaSet>,
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+) -> (Option<ReplicaSet>, Vec<ReplicaSet>) {
+    let new_idx = owned.iter().position(|rs| {
+        rs.spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .is_some_and(|t| templates_equal(t, template))
+    });
+    let new_rs = new_idx.map(|i| owned.remove(i));
+    (new_rs, owned)
 }
 
 fn deployments_of_rs(rs: &ReplicaSet, store: &Store<Deployment>) -> Vec<ObjectRef<Deployment>> {
@@ -786,27 +197,33 @@ fn deployments_of_rs(rs: &ReplicaSet, store: &Store<Deployment>) -> Vec<ObjectRe
         .collect()
 }
 
-pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
-    controller
-        .watches(
-            Api::<ReplicaSet>::all(client),
-            watcher::Config::default(),
-            move |rs| deployments_of_rs(&rs, &store),
-        )
-        .run(reconcile, util::error_policy(NAME), ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
+    let deployments = ctx.informers.get::<Deployment>();
+    let sets = ctx.informers.get::<ReplicaSet>();
+    let store = deployments.store();
+    let metrics = ctx.metrics.clone();
+    let state = Arc::new(State {
+        ctx,
+        sets: sets.clone(),
+        deployments: deployments.clone(),
+        rs_writes: Expectations::default(),
+        own_writes: Expectations::default(),
+    });
+    let controller = Controller::for_stream(deployments.stream(), deployments.store())
+        .watches_stream(sets.stream(), move |rs| deployments_of_rs(&rs, &store));
+    reconcile::drain(controller.run(reconcile, reconcile::error_policy(NAME, metrics), state))
+        .boxed()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::progress::condition;
+    use super::template::{fnv32a, new_replica_set};
     use super::*;
+    use k8s_openapi::api::apps::v1::DeploymentStatus;
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+    use serde_json::{json, Value};
 
     fn deploy(replicas: i32, surge: Value, unavailable: Value) -> Deployment {
         serde_json::from_value(json!({

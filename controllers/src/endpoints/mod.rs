@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
 };
@@ -14,17 +15,38 @@ use k8s_openapi::api::discovery::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{watcher, Controller};
+use kube::runtime::Controller;
 use kube::ResourceExt;
 
-use crate::util::ignore_missing;
-use crate::util::{self, Context, Result};
+use crate::context::Context;
+use crate::reconcile::{self, ReconcileError};
+use crate::registry::Registration;
+use crate::util;
 
 pub const NAME: &str = "endpoints-controller";
-pub const SLICE_NAME: &str = "endpointslice-controller";
+
+pub const REGISTRATION: Registration = Registration {
+    name: "endpoints",
+    reporter: NAME,
+    start,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl ReconcileError for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube(e) if reconcile::is_conflict(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
@@ -172,7 +194,7 @@ fn short_hash(s: &str) -> String {
         h ^= b as u32;
         h = h.wrapping_mul(16777619);
     }
-    crate::deployment::safe_encode(&h.to_string())
+    crate::deployment::template::safe_encode(&h.to_string())
         .chars()
         .take(5)
         .collect()
@@ -239,37 +261,45 @@ pub fn desired_slices(svc: &Service, pods: &[Pod]) -> Vec<EndpointSlice> {
         .collect()
 }
 
-async fn selected_pods(ctx: &Context, svc: &Service) -> Result<Vec<Pod>> {
-    let ns = svc.namespace().unwrap_or_default();
-    let selector = svc
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.clone())
-        .unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    Ok(api
-        .list(&ListParams::default().labels(&util::labels_query(&selector)))
-        .await?
-        .items)
-}
-
-fn has_selector(svc: &Service) -> bool {
+pub(crate) fn has_selector(svc: &Service) -> bool {
     svc.spec
         .as_ref()
         .and_then(|s| s.selector.as_ref())
         .is_some_and(|s| !s.is_empty())
 }
 
-async fn reconcile_endpoints(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
+/// Every selector Service in the pod's namespace (a pod's labels may have just stopped
+/// matching, and the watch shows only the new labels, so all of them are checked).
+pub(crate) fn services_in_namespace(pod: &Pod, store: &Store<Service>) -> Vec<ObjectRef<Service>> {
+    let ns = pod.namespace();
+    store
+        .state()
+        .iter()
+        .filter(|s| s.namespace() == ns && has_selector(s))
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
+struct State {
+    ctx: Arc<Context>,
+    pods: Store<Pod>,
+    endpoints: Store<Endpoints>,
+}
+
+async fn reconcile(svc: Arc<Service>, state: Arc<State>) -> Result<Action> {
+    let ctx = &state.ctx;
     if !has_selector(&svc) || util::is_deleting(&svc.metadata) {
         return Ok(Action::await_change());
     }
     let ns = svc.namespace().unwrap_or_default();
-    let pods = selected_pods(&ctx, &svc).await?;
+    let pods = util::in_namespace(&state.pods, &ns);
     let subsets = desired_subsets(&svc, &pods);
     let api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), &ns);
     let labels = svc.metadata.labels.clone();
-    match api.get_opt(&svc.name_any()).await? {
+    let existing = state
+        .endpoints
+        .get(&ObjectRef::new(&svc.name_any()).within(&ns));
+    match existing {
         None => {
             let ep = Endpoints {
                 metadata: ObjectMeta {
@@ -283,17 +313,20 @@ async fn reconcile_endpoints(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Act
             };
             match api.create(&PostParams::default(), &ep).await {
                 Ok(_) => {}
+                // Not in our store yet: look again once it is.
                 Err(kube::Error::Api(s)) if s.code == 409 => {
                     return Ok(Action::requeue(std::time::Duration::from_millis(100)))
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Some(mut ep) => {
+        Some(ep) => {
             let want = (!subsets.is_empty()).then_some(subsets);
             if ep.subsets != want || ep.metadata.labels != labels {
+                let mut ep = (*ep).clone();
                 ep.subsets = want;
                 ep.metadata.labels = labels;
+                // A stale copy fails on its resourceVersion (409) and is retried.
                 api.replace(&svc.name_any(), &PostParams::default(), &ep)
                     .await?;
             }
@@ -303,108 +336,24 @@ async fn reconcile_endpoints(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Act
     Ok(Action::await_change())
 }
 
-async fn reconcile_slices(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
-    if !has_selector(&svc) || util::is_deleting(&svc.metadata) {
-        return Ok(Action::await_change());
-    }
-    let ns = svc.namespace().unwrap_or_default();
-    let pods = selected_pods(&ctx, &svc).await?;
-    let desired = desired_slices(&svc, &pods);
-    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
-    let lp = ListParams::default().labels(&format!(
-        "{SERVICE_NAME_LABEL}={},{MANAGED_BY_LABEL}={MANAGED_BY}",
-        svc.name_any()
-    ));
-    let existing = api.list(&lp).await?.items;
-    for want in &desired {
-        match existing
-            .iter()
-            .find(|e| e.metadata.name == want.metadata.name)
-        {
-            None => match api.create(&PostParams::default(), want).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 409 => {}
-                Err(e) => return Err(e.into()),
-            },
-            Some(have) => {
-                if have.endpoints != want.endpoints || have.ports != want.ports {
-                    let mut next = have.clone();
-                    next.endpoints = want.endpoints.clone();
-                    next.ports = want.ports.clone();
-                    api.replace(&want.name_any(), &PostParams::default(), &next)
-                        .await?;
-                }
-            }
-        }
-    }
-    for stale in existing
-        .iter()
-        .filter(|e| !desired.iter().any(|d| d.metadata.name == e.metadata.name))
-    {
-        ignore_missing(
-            api.delete(&stale.name_any(), &DeleteParams::default())
-                .await
-                .map(|_| ()),
-        )?;
-    }
-    ctx.metrics.reconcile(SLICE_NAME, true);
-    Ok(Action::await_change())
-}
-
-/// Every selector Service in the pod's namespace (a pod's labels may have just stopped
-/// matching, and the watch shows only the new labels, so all of them are checked).
-fn services_in_namespace(pod: &Pod, store: &Store<Service>) -> Vec<ObjectRef<Service>> {
-    let ns = pod.namespace();
-    store
-        .state()
-        .iter()
-        .filter(|s| s.namespace() == ns && has_selector(s))
-        .map(|s| ObjectRef::from_obj(s.as_ref()))
-        .collect()
-}
-
-pub async fn run_endpoints(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
-    controller
-        .owns(
-            Api::<Endpoints>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .watches(
-            Api::<Pod>::all(client),
-            watcher::Config::default(),
-            move |pod| services_in_namespace(&pod, &store),
-        )
-        .run(reconcile_endpoints, util::error_policy(NAME), ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
-}
-
-pub async fn run_slices(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
-    controller
-        .owns(
-            Api::<EndpointSlice>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .watches(
-            Api::<Pod>::all(client),
-            watcher::Config::default(),
-            move |pod| services_in_namespace(&pod, &store),
-        )
-        .run(reconcile_slices, util::error_policy(SLICE_NAME), ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
+    let services = ctx.informers.get::<Service>();
+    let pods = ctx.informers.get::<Pod>();
+    let endpoints = ctx.informers.get::<Endpoints>();
+    let store = services.store();
+    let metrics = ctx.metrics.clone();
+    let state = Arc::new(State {
+        ctx,
+        pods: pods.store(),
+        endpoints: endpoints.store(),
+    });
+    let controller = Controller::for_stream(services.stream(), services.store())
+        .owns_stream(endpoints.stream())
+        .watches_stream(pods.stream(), move |pod| {
+            services_in_namespace(&pod, &store)
+        });
+    reconcile::drain(controller.run(reconcile, reconcile::error_policy(NAME, metrics), state))
+        .boxed()
 }
 
 #[cfg(test)]

@@ -4,27 +4,46 @@
 //! left) and orphan deletions (removes the owner's references from its dependents, then the
 //! `orphan` finalizer).
 //!
-//! It works on a fixed table of the kinds the skiff apiserver serves, as dynamic objects. Every
-//! scan is a full pass over consistent lists, triggered by any watch event of those kinds
-//! (coalesced) and by a periodic resync. Before deleting an object because its owner looks
-//! gone, the owner is looked up again by name, as Kubernetes' garbage collector does.
+//! It works on a fixed table of the kinds the skiff apiserver serves, as dynamic objects kept
+//! in reflector stores (one watch per kind). Every scan is a full pass over those stores,
+//! triggered by any watch event (coalesced) and by a periodic resync. Because stores lag, every
+//! destructive step is confirmed against the apiserver first, as Kubernetes' garbage collector
+//! does: before deleting an object because its owner looks gone, the owner is looked up again
+//! by name; before a finalizer comes off, a fresh LIST of every kind must agree.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams,
     PropagationPolicy,
 };
 use kube::core::GroupVersionKind;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::util::{Context, Result};
+use crate::context::Context;
+use crate::registry::Registration;
 
 pub const NAME: &str = "garbage-collector";
+
+pub const REGISTRATION: Registration = Registration {
+    name: "garbagecollector",
+    reporter: NAME,
+    start,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub const FOREGROUND: &str = "foregroundDeletion";
 pub const ORPHAN: &str = "orphan";
 
@@ -204,7 +223,22 @@ async fn owner_gone(ctx: &Context, dependent: &Node) -> Result<bool> {
     Ok(true)
 }
 
-async fn snapshot(ctx: &Context) -> Result<Vec<Node>> {
+/// Every object of every kind, as the stores show them.
+fn snapshot_of(stores: &[Store<DynamicObject>]) -> Vec<Node> {
+    stores
+        .iter()
+        .enumerate()
+        .flat_map(|(kind, store)| {
+            store
+                .state()
+                .into_iter()
+                .map(move |obj| Node::from_object(kind, &obj))
+        })
+        .collect()
+}
+
+/// Every object of every kind, listed from the apiserver now (to confirm a finalizer removal).
+async fn fresh_snapshot(ctx: &Context) -> Result<Vec<Node>> {
     let mut nodes = Vec::new();
     for kind in 0..KINDS.len() {
         let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &api_resource(kind));
@@ -232,8 +266,8 @@ fn confirmed(fresh: &[Node], uid: &str, finalizer: &str) -> bool {
 }
 
 /// One pass; returns whether another pass is needed at once.
-async fn scan(ctx: &Context) -> Result<bool> {
-    let nodes = snapshot(ctx).await?;
+async fn scan(ctx: &Context, stores: &[Store<DynamicObject>]) -> Result<bool> {
+    let nodes = snapshot_of(stores);
     let actions = plan(&nodes);
     let mut again = false;
     let ok_missing = |r: std::result::Result<(), kube::Error>| match r {
@@ -298,7 +332,7 @@ async fn scan(ctx: &Context) -> Result<bool> {
     for (i, finalizer) in &actions.remove_finalizer {
         let n = &nodes[*i];
         if fresh.is_none() {
-            fresh = Some(snapshot(ctx).await?);
+            fresh = Some(fresh_snapshot(ctx).await?);
         }
         if !confirmed(fresh.as_deref().unwrap_or_default(), &n.uid, finalizer) {
             again = true;
@@ -322,19 +356,28 @@ async fn scan(ctx: &Context) -> Result<bool> {
     Ok(again)
 }
 
-pub async fn run(ctx: Arc<Context>) {
+fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
+    run(ctx).boxed()
+}
+
+async fn run(ctx: Arc<Context>) {
     let notify = Arc::new(Notify::new());
     // Owned here, so the watches end when this controller is stopped (dropped).
     let mut watches = tokio::task::JoinSet::new();
+    let mut stores = Vec::new();
     for kind in 0..KINDS.len() {
-        let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &api_resource(kind));
+        let ar = api_resource(kind);
+        let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+        let writer = reflector::store::Writer::new(ar);
+        stores.push(writer.as_reader());
         let notify = notify.clone();
         watches.spawn(async move {
             // With back-off: without it a failing watch (apiserver down) is retried in a busy
             // loop.
-            let mut stream = watcher::watcher(api, watcher::Config::default())
-                .default_backoff()
-                .boxed();
+            let mut stream =
+                reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+                    .default_backoff()
+                    .boxed();
             while let Some(ev) = stream.next().await {
                 if ev.is_ok() {
                     notify.notify_one();
@@ -342,8 +385,12 @@ pub async fn run(ctx: Arc<Context>) {
             }
         });
     }
+    // Judge only complete stores.
+    for store in &stores {
+        let _ = store.wait_until_ready().await;
+    }
     loop {
-        match scan(&ctx).await {
+        match scan(&ctx, &stores).await {
             Ok(true) => {
                 ctx.metrics.reconcile(NAME, true);
                 continue;

@@ -5,21 +5,53 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::Controller;
 use kube::ResourceExt;
+use skiff_component::EventKind;
 
-use crate::events::EventType;
+use crate::context::Context;
+use crate::expectations::{owner_key, Expectations};
+use crate::informers::Informer;
+use crate::reconcile::{self, ReconcileError};
+use crate::registry::Registration;
 use crate::replicaset::pod_from_template;
-use crate::util::{self, ignore_missing, Context, Result};
+use crate::util::{self, ignore_missing};
 
 pub const NAME: &str = "job-controller";
+
+pub const REGISTRATION: Registration = Registration {
+    name: "job",
+    reporter: NAME,
+    start,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl ReconcileError for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube(e) if reconcile::is_conflict(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+struct State {
+    ctx: Arc<Context>,
+    pods: Informer<Pod>,
+    expectations: Expectations<Pod>,
+}
 
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
@@ -171,13 +203,18 @@ pub fn plan(job: &Job, pods: &[Pod], now: Timestamp) -> Plan {
     out
 }
 
-async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(job: Arc<Job>, state: Arc<State>) -> Result<Action> {
+    let ctx = &state.ctx;
     if util::is_deleting(&job.metadata) {
         return Ok(Action::await_change());
     }
+    let key = owner_key(job.as_ref());
+    if !state.expectations.satisfied(&key, &state.pods) {
+        return Ok(reconcile::wait_for_store());
+    }
     let ns = job.namespace().unwrap_or_default();
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let pods = pods_api.list(&ListParams::default()).await?.items;
+    let pods = util::in_namespace(&state.pods.store(), &ns);
     let plan = plan(&job, &pods, util::now());
     if plan.create > 0 {
         let template = job
@@ -193,33 +230,41 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
         );
         for _ in 0..plan.create {
             let p = pods_api.create(&PostParams::default(), &pod).await?;
-            ctx.recorder.publish(
-                job.as_ref(),
-                EventType::Normal,
-                "SuccessfulCreate",
-                format!("Created pod: {}", p.name_any()),
-            );
+            state.expectations.wrote(&key, &p);
+            ctx.recorder
+                .publish_for(
+                    job.as_ref(),
+                    EventKind::Normal,
+                    "SuccessfulCreate",
+                    &format!("Created pod: {}", p.name_any()),
+                )
+                .await;
         }
     }
     for name in &plan.delete {
+        if let Some(pod) = pods.iter().find(|p| &p.name_any() == name) {
+            state.expectations.deleted(&key, pod);
+        }
         ignore_missing(
             pods_api
                 .delete(name, &DeleteParams::default())
                 .await
                 .map(|_| ()),
         )?;
-        ctx.recorder.publish(
-            job.as_ref(),
-            EventType::Normal,
-            "SuccessfulDelete",
-            format!("Deleted pod: {name}"),
-        );
+        ctx.recorder
+            .publish_for(
+                job.as_ref(),
+                EventKind::Normal,
+                "SuccessfulDelete",
+                &format!("Deleted pod: {name}"),
+            )
+            .await;
     }
     if let Some((type_, reason, message)) = plan.finished {
         let kind = if type_ == "Complete" {
-            EventType::Normal
+            EventKind::Normal
         } else {
-            EventType::Warning
+            EventKind::Warning
         };
         let reason = if type_ == "Complete" {
             "Completed"
@@ -227,7 +272,8 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
             reason
         };
         ctx.recorder
-            .publish(job.as_ref(), kind, reason, message.to_string());
+            .publish_for(job.as_ref(), kind, reason, message)
+            .await;
     }
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     util::write_status(&api, &job.name_any(), job.status.as_ref(), &plan.status).await?;
@@ -238,13 +284,18 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
     })
 }
 
-pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Pod>::all(client), watcher::Config::default())
-        .run(reconcile, util::error_policy(NAME), ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
+    let jobs = ctx.informers.get::<Job>();
+    let pods = ctx.informers.get::<Pod>();
+    let metrics = ctx.metrics.clone();
+    let state = Arc::new(State {
+        ctx,
+        pods: pods.clone(),
+        expectations: Expectations::default(),
+    });
+    let controller = Controller::for_stream(jobs.stream(), jobs.store()).owns_stream(pods.stream());
+    reconcile::drain(controller.run(reconcile, reconcile::error_policy(NAME, metrics), state))
+        .boxed()
 }
 
 #[cfg(test)]

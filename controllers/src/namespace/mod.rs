@@ -1,22 +1,49 @@
 //! The namespace controller: a namespace being deleted has everything in it deleted; once
 //! nothing is left, its `kubernetes` finalizer is removed through the `finalize` subresource
 //! and the apiserver removes the namespace.
+//!
+//! The one controller that still LISTs: only while a namespace is terminating, because
+//! "nothing is left" must be a fresh answer from the apiserver (a store may lag behind), as
+//! Kubernetes' namespace deleter does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::controller::Action;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::Controller;
 use kube::ResourceExt;
 
-use crate::util::ignore_missing;
-use crate::util::{self, Context, Result};
+use crate::context::Context;
+use crate::reconcile::{self, ReconcileError};
+use crate::registry::Registration;
+use crate::util::{self, ignore_missing};
 
 pub const NAME: &str = "namespace-controller";
+
+pub const REGISTRATION: Registration = Registration {
+    name: "namespace",
+    reporter: NAME,
+    start,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl ReconcileError for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube(e) if reconcile::is_conflict(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub const FINALIZER: &str = "kubernetes";
 
 /// Every namespaced kind the apiserver serves, emptied in this order (workloads first, so
@@ -112,14 +139,11 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
     }
 }
 
-pub async fn run(ctx: Arc<Context>) {
-    Controller::new(
-        Api::<Namespace>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    )
-    .run(reconcile, util::error_policy(NAME), ctx)
-    .for_each(|_| futures::future::ready(()))
-    .await;
+fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
+    let namespaces = ctx.informers.get::<Namespace>();
+    let metrics = ctx.metrics.clone();
+    let controller = Controller::for_stream(namespaces.stream(), namespaces.store());
+    reconcile::drain(controller.run(reconcile, reconcile::error_policy(NAME, metrics), ctx)).boxed()
 }
 
 #[cfg(test)]

@@ -1,22 +1,48 @@
 //! Node IPAM: gives every Node a distinct `spec.podCIDR` carved from the cluster CIDR.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::{watcher, Controller};
+use kube::runtime::reflector::Store;
+use kube::runtime::Controller;
 use kube::ResourceExt;
 use serde_json::json;
+use skiff_component::EventKind;
 use tokio::sync::Mutex;
 
-use crate::events::EventType;
-use crate::util::{self, Context, Error, Result};
+use crate::context::Context;
+use crate::reconcile::{self, ReconcileError};
+use crate::registry::Registration;
 
 pub const NAME: &str = "node-ipam-controller";
+
+pub const REGISTRATION: Registration = Registration {
+    name: "nodeipam",
+    reporter: NAME,
+    start,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("no free /{mask} left in {cluster}")]
+    Exhausted { mask: u8, cluster: Ipv4Net },
+}
+
+impl ReconcileError for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube(e) if reconcile::is_conflict(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The first block of `mask` bits in `cluster` that no node uses.
 pub fn next_free(cluster: Ipv4Net, mask: u8, used: &BTreeSet<Ipv4Net>) -> Option<Ipv4Net> {
@@ -24,56 +50,75 @@ pub fn next_free(cluster: Ipv4Net, mask: u8, used: &BTreeSet<Ipv4Net>) -> Option
     subnets.find(|s| !used.iter().any(|u| u.contains(s) || s.contains(u)))
 }
 
-struct Ipam {
-    cluster: Ipv4Net,
-    mask: u8,
-    /// Allocation is serialized so two nodes never get the same block.
-    lock: Mutex<()>,
-}
-
-async fn reconcile(node: Arc<Node>, ctx: Arc<(Arc<Context>, Ipam)>) -> Result<Action> {
-    let (ctx, ipam) = (&ctx.0, &ctx.1);
-    if node
-        .spec
+fn pod_cidr(node: &Node) -> Option<&str> {
+    node.spec
         .as_ref()
         .and_then(|s| s.pod_cidr.as_deref())
-        .is_some_and(|c| !c.is_empty())
-    {
+        .filter(|c| !c.is_empty())
+}
+
+/// The blocks in use: those the store shows, and those we assigned that it does not show yet
+/// (pure; `in_flight` is by node uid).
+pub fn used_blocks<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    in_flight: &HashMap<String, Ipv4Net>,
+) -> BTreeSet<Ipv4Net> {
+    nodes
+        .filter_map(|n| pod_cidr(n)?.parse().ok())
+        .chain(in_flight.values().copied())
+        .collect()
+}
+
+struct Ipam {
+    ctx: Arc<Context>,
+    nodes: Store<Node>,
+    cluster: Ipv4Net,
+    mask: u8,
+    /// Blocks assigned but not yet seen in the store, by node uid. Allocation is serialized
+    /// through this lock so two nodes never get the same block.
+    in_flight: Mutex<HashMap<String, Ipv4Net>>,
+}
+
+async fn reconcile(node: Arc<Node>, ipam: Arc<Ipam>) -> Result<Action> {
+    let ctx = &ipam.ctx;
+    if pod_cidr(&node).is_some() {
         return Ok(Action::await_change());
     }
-    let _guard = ipam.lock.lock().await;
-    let api: Api<Node> = Api::all(ctx.client.clone());
-    let nodes = api.list(&ListParams::default()).await?.items;
-    if let Some(current) = nodes.iter().find(|n| n.uid() == node.uid()) {
-        if current
-            .spec
-            .as_ref()
-            .and_then(|s| s.pod_cidr.as_deref())
-            .is_some_and(|c| !c.is_empty())
-        {
-            return Ok(Action::await_change());
-        }
-    }
-    let used: BTreeSet<Ipv4Net> = nodes
+    let mut in_flight = ipam.in_flight.lock().await;
+    let nodes = ipam.nodes.state();
+    // Forget assignments the store now shows.
+    in_flight.retain(|uid, _| {
+        !nodes
+            .iter()
+            .any(|n| n.uid().as_deref() == Some(uid.as_str()) && pod_cidr(n).is_some())
+    });
+    let uid = node.uid().unwrap_or_default();
+    let assigned = nodes
         .iter()
-        .filter_map(|n| n.spec.as_ref()?.pod_cidr.as_deref()?.parse().ok())
-        .collect();
+        .any(|n| n.uid().as_deref() == Some(uid.as_str()) && pod_cidr(n).is_some());
+    if assigned || in_flight.contains_key(&uid) {
+        return Ok(Action::await_change());
+    }
+    let used = used_blocks(nodes.iter().map(|n| n.as_ref()), &in_flight);
     let Some(cidr) = next_free(ipam.cluster, ipam.mask, &used) else {
-        ctx.recorder.publish(
-            node.as_ref(),
-            EventType::Warning,
-            "CIDRNotAvailable",
-            format!(
-                "Node {} has no CIDR available in {}",
-                node.name_any(),
-                ipam.cluster
-            ),
-        );
-        return Err(Error::Invalid(format!(
-            "no free /{} left in {}",
-            ipam.mask, ipam.cluster
-        )));
+        ctx.recorder
+            .publish_for(
+                node.as_ref(),
+                EventKind::Warning,
+                "CIDRNotAvailable",
+                &format!(
+                    "Node {} has no CIDR available in {}",
+                    node.name_any(),
+                    ipam.cluster
+                ),
+            )
+            .await;
+        return Err(Error::Exhausted {
+            mask: ipam.mask,
+            cluster: ipam.cluster,
+        });
     };
+    let api: Api<Node> = Api::all(ctx.client.clone());
     let patch = json!({"metadata": {"resourceVersion": node.resource_version()}, "spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]}});
     api.patch(
         &node.name_any(),
@@ -81,33 +126,37 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<(Arc<Context>, Ipam)>) -> Result<Ac
         &Patch::Merge(&patch),
     )
     .await?;
-    ctx.recorder.publish(
-        node.as_ref(),
-        EventType::Normal,
-        "CIDRAssignmentSucceeded",
-        format!("Node {} got podCIDR {cidr}", node.name_any()),
-    );
+    in_flight.insert(uid, cidr);
+    drop(in_flight);
+    ctx.recorder
+        .publish_for(
+            node.as_ref(),
+            EventKind::Normal,
+            "CIDRAssignmentSucceeded",
+            &format!("Node {} got podCIDR {cidr}", node.name_any()),
+        )
+        .await;
     ctx.metrics.reconcile(NAME, true);
     Ok(Action::await_change())
 }
 
-pub async fn run(ctx: Arc<Context>, cluster: Ipv4Net, mask: u8) {
-    let ipam = Ipam {
-        cluster,
-        mask,
-        lock: Mutex::new(()),
+fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
+    // Without a cluster CIDR the nodes bring their own podCIDRs.
+    let Some(cluster) = ctx.config.cluster_cidr else {
+        return futures::future::pending().boxed();
     };
-    Controller::new(
-        Api::<Node>::all(ctx.client.clone()),
-        watcher::Config::default(),
-    )
-    .run(
-        reconcile,
-        |_n, e, c: Arc<(Arc<Context>, Ipam)>| util::error_policy(NAME)(_n, e, c.0.clone()),
-        Arc::new((ctx, ipam)),
-    )
-    .for_each(|_| futures::future::ready(()))
-    .await;
+    let nodes = ctx.informers.get::<Node>();
+    let metrics = ctx.metrics.clone();
+    let ipam = Arc::new(Ipam {
+        mask: ctx.config.node_cidr_mask_size,
+        ctx,
+        nodes: nodes.store(),
+        cluster,
+        in_flight: Mutex::default(),
+    });
+    let controller = Controller::for_stream(nodes.stream(), nodes.store());
+    reconcile::drain(controller.run(reconcile, reconcile::error_policy(NAME, metrics), ipam))
+        .boxed()
 }
 
 #[cfg(test)]
@@ -134,5 +183,16 @@ mod tests {
         let tiny: Ipv4Net = "10.0.0.0/24".parse().unwrap();
         let full = BTreeSet::from([tiny]);
         assert_eq!(next_free(tiny, 24, &full), None);
+    }
+
+    #[test]
+    fn blocks_in_flight_count_as_used() {
+        let node: Node = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "a"}, "spec": {"podCIDR": "10.244.0.0/24"}}),
+        )
+        .unwrap();
+        let in_flight = HashMap::from([("b".to_string(), "10.244.1.0/24".parse().unwrap())]);
+        let used = used_blocks([&node].into_iter(), &in_flight);
+        assert_eq!(used.len(), 2);
     }
 }

@@ -8,22 +8,51 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::ResourceExt;
 use serde_json::json;
+use skiff_component::EventKind;
 
-use crate::events::EventType;
-use crate::util::ignore_missing;
-use crate::util::{self, Context, Result};
+use crate::context::Context;
+use crate::expectations::{owner_key, Expectations};
+use crate::informers::Informer;
+use crate::registry::Registration;
+use crate::util::{self, ignore_missing};
 
 pub const NAME: &str = "node-lifecycle-controller";
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
+
+pub const REGISTRATION: Registration = Registration {
+    name: "nodelifecycle",
+    reporter: NAME,
+    start,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The shared stores this controller reads, and the writes it waits to see there.
+struct State {
+    ctx: Arc<Context>,
+    nodes: Informer<Node>,
+    leases: Informer<Lease>,
+    pods: Informer<Pod>,
+    node_writes: Expectations<Node>,
+    evictions: Expectations<Pod>,
+}
 
 /// What the controller should do to one node.
 #[derive(Debug, Default, PartialEq)]
@@ -160,22 +189,22 @@ pub fn eviction_in(pod: &Pod, taints: &[Taint], now: Timestamp) -> Option<Durati
     due
 }
 
-async fn pass(ctx: &Context) -> Result<()> {
+async fn pass(state: &State) -> Result<()> {
+    let ctx = &state.ctx;
     let now = util::now();
     let grace = ctx.config.node_monitor_grace_period;
     let nodes_api: Api<Node> = Api::all(ctx.client.clone());
-    let leases: HashMap<String, Lease> =
-        Api::<Lease>::namespaced(ctx.client.clone(), LEASE_NAMESPACE)
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .map(|l| (l.name_any(), l))
-            .collect();
-    let pods_api: Api<Pod> = Api::all(ctx.client.clone());
+    let leases: HashMap<String, Lease> = util::in_namespace(&state.leases.store(), LEASE_NAMESPACE)
+        .into_iter()
+        .map(|l| (l.name_any(), l))
+        .collect();
     let mut pods: Option<Vec<Pod>> = None;
-    for node in nodes_api.list(&ListParams::default()).await?.items {
+    for node in state.nodes.store().state() {
         let name = node.name_any();
+        // Our last write to this node is not in the store yet: judge it next pass.
+        if !state.node_writes.satisfied(&name, &state.nodes) {
+            continue;
+        }
         let a = assess(&node, leases.get(&name), now, grace);
         // The taint patch below is guarded by this; a status write first moves it on.
         let mut resource_version = node.resource_version();
@@ -206,30 +235,39 @@ async fn pass(ctx: &Context) -> Result<()> {
                 .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(updated) => resource_version = updated.resource_version(),
+                Ok(updated) => {
+                    state.node_writes.wrote(&name, &updated);
+                    resource_version = updated.resource_version()
+                }
                 r => ignore_missing(r)?,
             }
-            ctx.recorder.publish(
-                &node,
-                EventType::Normal,
-                "NodeNotReady",
-                format!("Node {name} status is now: NodeNotReady"),
-            );
+            ctx.recorder
+                .publish_for(
+                    node.as_ref(),
+                    EventKind::Normal,
+                    "NodeNotReady",
+                    &format!("Node {name} status is now: NodeNotReady"),
+                )
+                .await;
         }
         if a.taints_changed {
             let patch = json!({"metadata": {"resourceVersion": resource_version}, "spec": {"taints": a.taints}});
-            ignore_missing(
-                nodes_api
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await,
-            )?;
+            let patched = nodes_api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            if let Ok(updated) = &patched {
+                state.node_writes.wrote(&name, updated);
+            }
+            ignore_missing(patched)?;
             if a.ready == "True" {
-                ctx.recorder.publish(
-                    &node,
-                    EventType::Normal,
-                    "NodeReady",
-                    format!("Node {name} status is now: NodeReady"),
-                );
+                ctx.recorder
+                    .publish_for(
+                        node.as_ref(),
+                        EventKind::Normal,
+                        "NodeReady",
+                        &format!("Node {name} status is now: NodeReady"),
+                    )
+                    .await;
             }
         }
         let no_execute: Vec<Taint> = a
@@ -242,31 +280,43 @@ async fn pass(ctx: &Context) -> Result<()> {
             continue;
         }
         if pods.is_none() {
-            pods = Some(pods_api.list(&ListParams::default()).await?.items);
+            pods = Some(
+                state
+                    .pods
+                    .store()
+                    .state()
+                    .iter()
+                    .map(|p| (**p).clone())
+                    .collect(),
+            );
         }
         for pod in pods
             .iter()
             .flatten()
             .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str()))
         {
-            if util::is_deleting(&pod.metadata) {
+            let key = owner_key(pod);
+            if util::is_deleting(&pod.metadata) || !state.evictions.satisfied(&key, &state.pods) {
                 continue;
             }
             let ns = pod.namespace().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
             if eviction_in(pod, &no_execute, now) == Some(Duration::ZERO) {
                 tracing::info!(pod = %pod.name_any(), node = %name, "evicting pod from unready node");
+                state.evictions.deleted(&key, pod);
                 ignore_missing(
                     api.delete(&pod.name_any(), &DeleteParams::default())
                         .await
                         .map(|_| ()),
                 )?;
-                ctx.recorder.publish(
-                    pod,
-                    EventType::Normal,
-                    "TaintManagerEviction",
-                    format!("Marking for deletion Pod {ns}/{}", pod.name_any()),
-                );
+                ctx.recorder
+                    .publish_for(
+                        pod,
+                        EventKind::Normal,
+                        "TaintManagerEviction",
+                        &format!("Marking for deletion Pod {ns}/{}", pod.name_any()),
+                    )
+                    .await;
             } else if util::pod_is_ready(pod) {
                 let mut conditions = pod
                     .status
@@ -278,23 +328,41 @@ async fn pass(ctx: &Context) -> Result<()> {
                     c.last_transition_time = Some(Time(now));
                 }
                 let patch = json!({"status": {"conditions": conditions}});
-                ignore_missing(
-                    api.patch_status(
+                let patched = api
+                    .patch_status(
                         &pod.name_any(),
                         &PatchParams::default(),
                         &Patch::Merge(&patch),
                     )
-                    .await,
-                )?;
+                    .await;
+                if let Ok(p) = &patched {
+                    state.evictions.wrote(&key, p);
+                }
+                ignore_missing(patched)?;
             }
         }
     }
     Ok(())
 }
 
-pub async fn run(ctx: Arc<Context>) {
+fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
+    let state = State {
+        nodes: ctx.informers.get::<Node>(),
+        leases: ctx.informers.get::<Lease>(),
+        pods: ctx.informers.get::<Pod>(),
+        node_writes: Expectations::default(),
+        evictions: Expectations::default(),
+        ctx,
+    };
+    run(state).boxed()
+}
+
+/// A pass over every node each monitor period (node health is a matter of time passing, not of
+/// events).
+async fn run(state: State) {
+    let ctx = state.ctx.clone();
     loop {
-        match pass(&ctx).await {
+        match pass(&state).await {
             Ok(()) => ctx.metrics.reconcile(NAME, true),
             Err(e) => {
                 ctx.metrics.reconcile(NAME, false);

@@ -6,22 +6,59 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{watcher, Controller};
+use kube::runtime::Controller;
 use kube::ResourceExt;
 use serde_json::json;
+use skiff_component::EventKind;
 
-use crate::events::EventType;
-use crate::util::{self, ignore_missing, Context, Error, Result};
+use crate::context::Context;
+use crate::expectations::{owner_key, Expectations};
+use crate::informers::Informer;
+use crate::reconcile::{self, ReconcileError};
+use crate::registry::Registration;
+use crate::util::{self, ignore_missing, InvalidSelector};
 
 pub const NAME: &str = "replicaset-controller";
+
+pub const REGISTRATION: Registration = Registration {
+    name: "replicaset",
+    reporter: NAME,
+    start,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Selector(#[from] InvalidSelector),
+    #[error("replicaset has no spec")]
+    NoSpec,
+}
+
+impl ReconcileError for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube(e) if reconcile::is_conflict(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The controller's state: the shared pod informer and what it is waiting to see there.
+struct State {
+    ctx: Arc<Context>,
+    pods: Informer<Pod>,
+    expectations: Expectations<Pod>,
+}
 
 /// What a reconcile of one ReplicaSet should do.
 #[derive(Debug, Default, PartialEq)]
@@ -87,10 +124,7 @@ fn deletion_rank(pod: &Pod, now: Timestamp) -> impl Ord {
 /// The pure decision: given the ReplicaSet and every pod in its namespace, what to do.
 pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: Timestamp) -> Result<Plan> {
     let uid = rs.metadata.uid.as_deref().unwrap_or_default();
-    let spec = rs
-        .spec
-        .as_ref()
-        .ok_or_else(|| Error::Invalid("replicaset has no spec".into()))?;
+    let spec = rs.spec.as_ref().ok_or(Error::NoSpec)?;
     let selector = util::selector(Some(&spec.selector))?;
     let desired = spec.replicas.unwrap_or(1).max(0) as usize;
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
@@ -196,10 +230,15 @@ pub fn pod_from_template(
     }
 }
 
-async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(rs: Arc<ReplicaSet>, state: Arc<State>) -> Result<Action> {
+    let ctx = &state.ctx;
+    let key = owner_key(rs.as_ref());
+    if !state.expectations.satisfied(&key, &state.pods) {
+        return Ok(reconcile::wait_for_store());
+    }
     let ns = rs.namespace().unwrap_or_default();
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let pods = pods_api.list(&ListParams::default()).await?.items;
+    let pods = util::in_namespace(&state.pods.store(), &ns);
     let plan = plan(&rs, &pods, util::now())?;
     let uid = rs.uid().unwrap_or_default();
 
@@ -212,11 +251,13 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
                 .cloned()
                 .collect();
             let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.uid()}});
-            ignore_missing(
-                pods_api
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await,
-            )?;
+            let patched = pods_api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            if let Ok(p) = &patched {
+                state.expectations.wrote(&key, p);
+            }
+            ignore_missing(patched)?;
         }
     }
     for name in &plan.adopt {
@@ -224,11 +265,13 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
             let mut refs = pod.owner_references().to_vec();
             refs.push(util::owner_ref(rs.as_ref()));
             let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.uid(), "resourceVersion": pod.resource_version()}});
-            ignore_missing(
-                pods_api
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await,
-            )?;
+            let patched = pods_api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await;
+            if let Ok(p) = &patched {
+                state.expectations.wrote(&key, p);
+            }
+            ignore_missing(patched)?;
         }
     }
     if plan.create > 0 {
@@ -240,37 +283,49 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
         let pod = pod_from_template(&template, &rs.name_any(), &ns, util::owner_ref(rs.as_ref()));
         for _ in 0..plan.create {
             match pods_api.create(&PostParams::default(), &pod).await {
-                Ok(p) => ctx.recorder.publish(
-                    rs.as_ref(),
-                    EventType::Normal,
-                    "SuccessfulCreate",
-                    format!("Created pod: {}", p.name_any()),
-                ),
+                Ok(p) => {
+                    state.expectations.wrote(&key, &p);
+                    ctx.recorder
+                        .publish_for(
+                            rs.as_ref(),
+                            EventKind::Normal,
+                            "SuccessfulCreate",
+                            &format!("Created pod: {}", p.name_any()),
+                        )
+                        .await
+                }
                 Err(e) => {
-                    ctx.recorder.publish(
-                        rs.as_ref(),
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {e}"),
-                    );
+                    ctx.recorder
+                        .publish_for(
+                            rs.as_ref(),
+                            EventKind::Warning,
+                            "FailedCreate",
+                            &format!("Error creating: {e}"),
+                        )
+                        .await;
                     return Err(e.into());
                 }
             }
         }
     }
     for name in &plan.delete {
+        if let Some(pod) = pods.iter().find(|p| &p.name_any() == name) {
+            state.expectations.deleted(&key, pod);
+        }
         ignore_missing(
             pods_api
                 .delete(name, &DeleteParams::default())
                 .await
                 .map(|_| ()),
         )?;
-        ctx.recorder.publish(
-            rs.as_ref(),
-            EventType::Normal,
-            "SuccessfulDelete",
-            format!("Deleted pod: {name}"),
-        );
+        ctx.recorder
+            .publish_for(
+                rs.as_ref(),
+                EventKind::Normal,
+                "SuccessfulDelete",
+                &format!("Deleted pod: {name}"),
+            )
+            .await;
     }
 
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
@@ -304,22 +359,20 @@ fn owners_of_pod(pod: &Pod, store: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaS
         .collect()
 }
 
-pub async fn run(ctx: Arc<Context>) {
-    let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let store = controller.store();
-    controller
-        .watches(
-            Api::<Pod>::all(client),
-            watcher::Config::default(),
-            move |pod| owners_of_pod(&pod, &store),
-        )
-        .run(reconcile, util::error_policy(NAME), ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
+    let sets = ctx.informers.get::<ReplicaSet>();
+    let pods = ctx.informers.get::<Pod>();
+    let store = sets.store();
+    let metrics = ctx.metrics.clone();
+    let state = Arc::new(State {
+        ctx,
+        pods: pods.clone(),
+        expectations: Expectations::default(),
+    });
+    let controller = Controller::for_stream(sets.stream(), sets.store())
+        .watches_stream(pods.stream(), move |pod| owners_of_pod(&pod, &store));
+    reconcile::drain(controller.run(reconcile, reconcile::error_policy(NAME, metrics), state))
+        .boxed()
 }
 
 #[cfg(test)]

@@ -1,0 +1,67 @@
+//! Every controller, by the name `--controllers` uses. Adding a controller: a folder with a
+//! `start` function and one line here.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::context::Context;
+use crate::{
+    deployment, endpoints, endpointslice, garbage_collector, job, namespace, node_ipam,
+    node_lifecycle, replicaset,
+};
+
+/// A controller: its `--controllers` name, the component it reports Events as, and its
+/// constructor. `start` subscribes to the informers it reads at once (before they start) and
+/// returns the future that runs the controller.
+pub struct Registration {
+    pub name: &'static str,
+    pub reporter: &'static str,
+    pub start: fn(Arc<Context>) -> BoxFuture<'static, ()>,
+}
+
+pub const CONTROLLERS: &[Registration] = &[
+    replicaset::REGISTRATION,
+    deployment::REGISTRATION,
+    endpoints::REGISTRATION,
+    endpointslice::REGISTRATION,
+    garbage_collector::REGISTRATION,
+    namespace::REGISTRATION,
+    node_ipam::REGISTRATION,
+    node_lifecycle::REGISTRATION,
+    job::REGISTRATION,
+];
+
+pub fn names() -> impl Iterator<Item = &'static str> {
+    CONTROLLERS.iter().map(|c| c.name)
+}
+
+pub fn find(name: &str) -> Option<&'static Registration> {
+    CONTROLLERS.iter().find(|c| c.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_keep_their_flag_spelling() {
+        let names: Vec<_> = names().collect();
+        assert_eq!(
+            names,
+            [
+                "replicaset",
+                "deployment",
+                "endpoints",
+                "endpointslice",
+                "garbagecollector",
+                "namespace",
+                "nodeipam",
+                "nodelifecycle",
+                "job"
+            ]
+        );
+        assert!(find("job").is_some());
+        assert!(find("bogus").is_none());
+    }
+}
