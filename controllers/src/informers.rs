@@ -169,6 +169,8 @@ async fn run_informer<K: Kind>(
     futures::pin_mut!(stream);
     // Objects known before a relist: those missing afterwards were deleted meanwhile.
     let mut before_relist: HashMap<ObjectRef<K>, Arc<K>> = HashMap::new();
+    // The newest revision of a list in progress: it counts once the store holds the list.
+    let listed = AtomicU64::new(0);
     while let Some(event) = stream.next().await {
         let event = match event {
             Ok(e) => e,
@@ -189,9 +191,12 @@ async fn run_informer<K: Kind>(
                     .map(|o| (ObjectRef::from_obj(o.as_ref()), o))
                     .collect();
             }
-            watcher::Event::InitApply(obj) => note_revision(&informer.seen, &obj),
+            watcher::Event::InitApply(obj) => note_revision(&listed, &obj),
             // The store now holds the new list: wake everything in it, and what vanished.
             watcher::Event::InitDone => {
+                informer
+                    .seen
+                    .fetch_max(listed.swap(0, Ordering::AcqRel), Ordering::AcqRel);
                 for obj in store.state() {
                     before_relist.remove(&ObjectRef::from_obj(obj.as_ref()));
                     let _ = informer.events.send(obj);
