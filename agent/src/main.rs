@@ -80,7 +80,7 @@ struct Args {
     /// Directory of per-registry CA certificates for HTTPS pulls: DIR/HOST:PORT/*.crt (the layout
     /// of docker's and containerd's certs.d), trusted besides the system's roots for that
     /// registry only. Read on every pull, so a CA added while the agent runs needs no restart.
-    #[arg(long, default_value = skiff_agent::registry::DEFAULT_CERTS_DIR)]
+    #[arg(long, default_value = skiff_agent::images::registry::DEFAULT_CERTS_DIR)]
     registry_certs_dir: std::path::PathBuf,
     /// Logging binary containerd's shim runs per container to timestamp its output (this
     /// binary's `log-writer` subcommand by default; it must exist at this path for the shim,
@@ -137,9 +137,11 @@ async fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Some(Command::LogWriter { file }) => return skiff_agent::cri_log::run_writer(file),
+        Some(Command::LogWriter { file }) => {
+            return skiff_agent::kubelet::cri_log::run_writer(file)
+        }
         Some(Command::BuildBusyboxImage { out, busybox, name }) => {
-            skiff_agent::image::build_busybox_layout(busybox, out, name)?;
+            skiff_agent::images::layout::build_busybox_layout(busybox, out, name)?;
             return Ok(());
         }
         None => {}

@@ -185,7 +185,7 @@ async fn apply_rules(prefix: &str) -> RuleTimes {
     let update = t.elapsed();
     // What iptables holds is what was asked for.
     let t = Instant::now();
-    let save = proxy::iptables_save().await.unwrap();
+    let save = skiff_agent::network::iptables::save().await.unwrap();
     let save_took = t.elapsed();
     let programmed = rules::programmed_endpoints(&save, prefix);
     assert_eq!(programmed.len(), SERVICES);
@@ -289,7 +289,7 @@ async fn main() -> anyhow::Result<()> {
             || {
                 let prefix = agent_prefix.clone();
                 async move {
-                    let save = proxy::iptables_save().await.ok()?;
+                    let save = skiff_agent::network::iptables::save().await.ok()?;
                     let got = rules::programmed_endpoints(&save, &prefix);
                     let want = std::net::SocketAddrV4::new(pod_ip, 8080);
                     got.values().any(|e| e.contains(&want)).then_some(())

@@ -126,8 +126,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     pub async fn import_busybox(&self, namespace: &str, dir: &Path, names: &[&str]) {
         let tar = dir.join("busybox.tar");
         if !tar.exists() {
-            skiff_agent::image::build_busybox_layout(Path::new("/bin/busybox"), &tar, IMAGE)
-                .unwrap();
+            skiff_agent::images::layout::build_busybox_layout(
+                Path::new("/bin/busybox"),
+                &tar,
+                IMAGE,
+            )
+            .unwrap();
         }
         let cd = self.client_in(namespace).await;
         for name in names {

@@ -39,7 +39,8 @@ impl Env {
             .tempdir()
             .unwrap();
         let tar = root.path().join("busybox.tar");
-        skiff_agent::image::build_busybox_layout(Path::new("/bin/busybox"), &tar, IMAGE).unwrap();
+        skiff_agent::images::layout::build_busybox_layout(Path::new("/bin/busybox"), &tar, IMAGE)
+            .unwrap();
         let names = containerd
             .client()
             .await

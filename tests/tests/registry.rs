@@ -25,9 +25,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use serde_json::{json, Value};
-use skiff_agent::registry::oci_client::secrets::RegistryAuth;
-use skiff_agent::registry::oci_client::Reference;
-use skiff_agent::registry::Registry;
+use skiff_agent::images::registry::oci_client::secrets::RegistryAuth;
+use skiff_agent::images::registry::oci_client::Reference;
+use skiff_agent::images::registry::Registry;
 use skiff_testkit::containerd::{
     create_bound_pod, running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE,
 };
@@ -321,7 +321,7 @@ impl DockerRegistry {
 
     /// A client that may push: the agent's registry client, over plain HTTP or trusting the
     /// registry's CA, with the registry's credentials stored for it.
-    async fn pusher(&self) -> skiff_agent::registry::oci_client::Client {
+    async fn pusher(&self) -> skiff_agent::images::registry::oci_client::Client {
         let (insecure, certs) = if self.tls() {
             let certs = self.dir.path().join("pusher-certs");
             std::fs::create_dir_all(certs.join(self.host())).unwrap();
@@ -442,7 +442,7 @@ async fn push_busybox(
     reference: &str,
     label: Option<&str>,
 ) -> String {
-    let (index, blobs) = skiff_agent::image::read_layout_tar(layout).unwrap();
+    let (index, blobs) = skiff_agent::images::layout::read_layout_tar(layout).unwrap();
     let manifest_digest = index.manifests()[0].digest().to_string();
     let mut manifest: Value = serde_json::from_slice(&blobs[&manifest_digest]).unwrap();
     let mut config = blobs[manifest["config"]["digest"].as_str().unwrap()].clone();
@@ -450,7 +450,7 @@ async fn push_busybox(
         let mut c: Value = serde_json::from_slice(&config).unwrap();
         c["config"]["Labels"] = json!({ "skiff.test/variant": label });
         config = serde_json::to_vec(&c).unwrap();
-        manifest["config"]["digest"] = json!(skiff_agent::image::sha256_digest(&config));
+        manifest["config"]["digest"] = json!(skiff_agent::images::sha256_digest(&config));
         manifest["config"]["size"] = json!(config.len());
     }
     let manifest_bytes = if label.is_some() {
@@ -471,7 +471,7 @@ async fn push_busybox(
         .push_blob(
             &target,
             config.clone(),
-            &skiff_agent::image::sha256_digest(&config),
+            &skiff_agent::images::sha256_digest(&config),
         )
         .await
         .unwrap();
@@ -479,11 +479,11 @@ async fn push_busybox(
         .push_manifest_raw(
             &target,
             manifest_bytes.clone(),
-            http::HeaderValue::from_static(skiff_agent::image::MEDIA_MANIFEST),
+            http::HeaderValue::from_static(skiff_agent::images::MEDIA_MANIFEST),
         )
         .await
         .unwrap();
-    skiff_agent::image::sha256_digest(&manifest_bytes)
+    skiff_agent::images::sha256_digest(&manifest_bytes)
 }
 
 /// A cluster, a containerd (without any image), optionally a registry, and an agent that pulls
@@ -547,8 +547,12 @@ impl Env {
             .tempdir()
             .unwrap();
         let layout = root.path().join("busybox.tar");
-        skiff_agent::image::build_busybox_layout(Path::new("/bin/busybox"), &layout, IMAGE)
-            .unwrap();
+        skiff_agent::images::layout::build_busybox_layout(
+            Path::new("/bin/busybox"),
+            &layout,
+            IMAGE,
+        )
+        .unwrap();
         let mut config = AgentRun::config(
             node,
             &containerd,

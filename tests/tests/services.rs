@@ -128,7 +128,7 @@ impl Env {
             let mut config = AgentRun::config(&name, containerd, &name, root.path(), &net);
             config.cluster_cidr = Some(TestNet::cluster_cidr());
             if services && i == 0 {
-                let host_ip: Ipv4Addr = skiff_agent::node::host_ipv4().parse().unwrap();
+                let host_ip: Ipv4Addr = skiff_agent::kubelet::node::host_ipv4().parse().unwrap();
                 config.proxy = Some(skiff_agent::proxy::ProxyConfig {
                     chain_prefix: env.prefix.clone(),
                     cluster_cidr: Some(TestNet::cluster_cidr()),
@@ -257,7 +257,7 @@ impl Env {
             || {
                 let want = &want;
                 async move {
-                    let save = skiff_agent::proxy::iptables_save().await.ok()?;
+                    let save = skiff_agent::network::iptables::save().await.ok()?;
                     let got = skiff_agent::proxy::rules::programmed_endpoints(&save, prefix);
                     (got.get(service_port) == Some(want)).then_some(())
                 }
@@ -361,7 +361,7 @@ impl Env {
         }
         let containerd = self.containerd.take();
         teardown(containerd, &self.nodes, &self.prefix).await;
-        let save = skiff_agent::proxy::iptables_save().await.unwrap();
+        let save = skiff_agent::network::iptables::save().await.unwrap();
         assert!(
             !save.contains(&format!("{}-", self.prefix)),
             "chains of {} left behind:\n{save}",
@@ -519,7 +519,7 @@ async fn cluster_ip_and_node_port_spread_over_ready_pods_and_follow_scaling() {
     assert_spread("ClusterIP from the host", &hits, &backends);
 
     // NodePort on the node's address.
-    let host_ip = skiff_agent::node::host_ipv4();
+    let host_ip = skiff_agent::kubelet::node::host_ipv4();
     let h = hostname_at(&host_ip, node_port)
         .await
         .expect("the NodePort answers on the node's address");
@@ -841,7 +841,7 @@ async fn cleanup_removes_every_chain_and_jump() {
     assert!(!skiff_agent::proxy::sync(&rc, &ports, &mut last)
         .await
         .unwrap());
-    let save = skiff_agent::proxy::iptables_save().await.unwrap();
+    let save = skiff_agent::network::iptables::save().await.unwrap();
     assert!(save.contains(&format!(":{prefix}-SERVICES")));
     assert!(save.contains(&format!(
         "-A OUTPUT -m comment --comment \"skiff service proxy\" -j {prefix}-SERVICES"
@@ -853,11 +853,11 @@ async fn cleanup_removes_every_chain_and_jump() {
     assert!(skiff_agent::proxy::sync(&rc, &none, &mut last)
         .await
         .unwrap());
-    let save = skiff_agent::proxy::iptables_save().await.unwrap();
+    let save = skiff_agent::network::iptables::save().await.unwrap();
     assert_eq!(save.matches(&format!(":{prefix}-SEP-")).count(), 0);
     assert!(save.contains("-j REJECT"));
     // What `skiff-agent --cleanup` runs.
     skiff_agent::proxy::cleanup(&prefix).await.unwrap();
-    let save = skiff_agent::proxy::iptables_save().await.unwrap();
+    let save = skiff_agent::network::iptables::save().await.unwrap();
     assert!(!save.contains(&format!("{prefix}-")), "{save}");
 }

@@ -25,8 +25,8 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use sha2::{Digest, Sha256};
 
-/// Label that ties an EndpointSlice to its Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+use crate::servicecache::SERVICE_NAME_LABEL;
+
 /// The longest chain prefix: `<prefix>-SVC-<12 hex>` must fit iptables' 28 characters.
 pub const MAX_PREFIX_LEN: usize = 11;
 

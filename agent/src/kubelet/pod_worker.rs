@@ -17,23 +17,24 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
-use crate::image::{ImageError, ResolvedImage};
+use super::probe;
+use super::spec::{self, BindMount, SpecContext};
+use super::status::{self, ContainerView, State, Terminated};
+use super::Shared;
+use crate::images::store::ResolveError;
+use crate::images::ResolvedImage;
 use crate::network::{PortMapping, Sandbox};
-use crate::probe;
 use crate::runtime::{
     PodContainer, TaskState, LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_IMAGE, LABEL_LOG,
     LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
 };
-use crate::spec::{self, BindMount, SpecContext};
-use crate::status::{self, ContainerView, State, Terminated};
-use crate::Shared;
 
 /// How often a worker re-checks its pod without any event.
 const RESYNC: Duration = Duration::from_secs(5);
 
 /// The containerd container ID for one run of one container of a pod.
 pub fn container_id(pod_uid: &str, name: &str, attempt: u32) -> String {
-    crate::image::sha256_digest(format!("{pod_uid}/{name}/{attempt}").as_bytes())
+    crate::images::sha256_digest(format!("{pod_uid}/{name}/{attempt}").as_bytes())
         .trim_start_matches("sha256:")
         .to_string()
 }
@@ -560,9 +561,9 @@ impl Worker {
             )
         })?;
         let writer = shared.config.log_writer.as_deref();
-        let log_path = log_dir.join(crate::server::log_file_name(attempt, writer.is_some()));
+        let log_path = log_dir.join(super::server::log_file_name(attempt, writer.is_some()));
         let log_uri = match writer {
-            Some(w) => crate::cri_log::uri(w, &log_path),
+            Some(w) => super::cri_log::uri(w, &log_path),
             None => format!("file://{}", log_path.display()),
         };
         let host_network = pod
@@ -606,7 +607,7 @@ impl Worker {
             .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
         // /etc/resolv.conf per dnsPolicy (cluster DNS for ClusterFirst pods).
         binds.extend(
-            crate::dns::pod_resolv_conf(&shared.config, pod, &dir)
+            super::resolv_conf::pod_resolv_conf(&shared.config, pod, &dir)
                 .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?,
         );
         let oci = spec::build_spec(c, image_config.as_ref(), &ctx, args, env, &binds)
@@ -622,7 +623,7 @@ impl Worker {
         ]);
         shared
             .containerd
-            .create_container(&id, labels, &image, &oci)
+            .create_container(&id, labels, &image.name, &image.chain_id, &oci)
             .await
             .map_err(|e| ("CreateContainerError", format!("{e:#}")))?;
         shared
@@ -660,7 +661,7 @@ impl Worker {
             .unwrap_or("IfNotPresent");
         let present = match shared.containerd.resolve_image(&image_ref).await {
             Ok(i) => Some(i),
-            Err(ImageError::NotPresent(_)) => None,
+            Err(ResolveError::NotPresent(_)) => None,
             Err(e) => return Err(("ErrImagePull", e.to_string())),
         };
         let pulled = |e: anyhow::Error| {
@@ -736,7 +737,7 @@ impl Worker {
                 }
             }
         }
-        crate::registry::auth_for(&datas, &crate::registry::registry_of(image))
+        crate::images::registry::auth_for(&datas, &crate::images::registry::registry_of(image))
     }
 
     /// Write the files of the configMap and secret volumes this container mounts under the pod

@@ -4,7 +4,7 @@
 //! containerd 1.6 has no Transfer service, so pulling is client-side, as containerd's own Go
 //! client does it: resolve the reference to a manifest (or an index, then this platform's
 //! manifest), fetch the blobs the content store lacks, then hand over to the same
-//! store/record/unpack steps the OCI-layout import uses ([`Containerd::store_manifest`],
+//! store/record/unpack steps the OCI-layout import uses ([`Containerd::put_manifest`],
 //! [`Containerd::commit_image`]).
 //!
 //! Registries are reached over HTTPS unless listed with `--insecure-registry`, anonymously or
@@ -35,10 +35,9 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 use oci_spec::image::ImageIndex;
 
-use crate::image::{
-    choose_platform, normalize_reference, BlobSource, DOCKER_LIST, DOCKER_MANIFEST, MEDIA_INDEX,
-    MEDIA_MANIFEST,
-};
+use super::store::parse_manifest;
+use super::{choose_platform, normalize_reference};
+use super::{DOCKER_LIST, DOCKER_MANIFEST, MEDIA_INDEX, MEDIA_MANIFEST};
 use crate::runtime::Containerd;
 
 /// The client crate, for callers that push (the tests) or build credentials.
@@ -176,13 +175,11 @@ impl Registry {
                 } else {
                     (top_digest.clone(), top.to_vec())
                 };
-            let manifest = cd
-                .store_manifest(
-                    &lease,
-                    &BlobSource::Registry(&remote),
-                    &manifest_digest,
-                    manifest_bytes,
-                )
+            let manifest = parse_manifest(&manifest_bytes)?;
+            for (digest, size) in cd.missing_blobs(&manifest).await? {
+                remote.store(cd, &lease, &digest, size).await?;
+            }
+            cd.put_manifest(&lease, &manifest_digest, manifest_bytes, &manifest)
                 .await?;
             if manifest_digest != top_digest {
                 // Keep the index too (the record points at it, as with containerd's pull); its
@@ -213,13 +210,13 @@ impl Registry {
 }
 
 /// Blobs fetched from the registry the image comes from.
-pub(crate) struct RemoteBlobs<'a> {
+struct RemoteBlobs<'a> {
     client: &'a oci_client::Client,
     reference: &'a Reference,
 }
 
 impl RemoteBlobs<'_> {
-    pub(crate) async fn store(
+    async fn store(
         &self,
         cd: &Containerd,
         lease: &str,

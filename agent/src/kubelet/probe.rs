@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 
-use crate::Shared;
+use super::Shared;
 
 /// What the probes of one container run have concluded.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -196,7 +196,7 @@ async fn run_probe(probe: &Probe, target: &Target, timeout: Duration) -> Result<
         let args = exec.command.clone().unwrap_or_default();
         let exec_id = format!(
             "probe-{}",
-            &crate::image::sha256_digest(
+            &crate::images::sha256_digest(
                 format!("{:?}{:?}", std::time::SystemTime::now(), args).as_bytes()
             )[7..19]
         );

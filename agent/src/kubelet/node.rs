@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Owne
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use tracing::{info, warn};
 
-use crate::Shared;
+use super::Shared;
 
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 pub const LEASE_DURATION_SECONDS: i32 = 40;
@@ -102,12 +102,12 @@ pub fn node_object(shared: &Shared, host: &HostInfo) -> Node {
         ("kubernetes.io/os".to_string(), "linux".to_string()),
         (
             "kubernetes.io/arch".to_string(),
-            crate::image::oci_arch().to_string(),
+            crate::images::oci_arch().to_string(),
         ),
         ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
         (
             "beta.kubernetes.io/arch".to_string(),
-            crate::image::oci_arch().to_string(),
+            crate::images::oci_arch().to_string(),
         ),
     ]);
     let _ = host;
@@ -148,13 +148,13 @@ pub fn node_status(
             .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
             .filter(|c| c.status == status)
             .and_then(|c| c.last_transition_time.clone())
-            .unwrap_or(crate::status::ktime(now));
+            .unwrap_or(super::status::ktime(now));
         NodeCondition {
             type_: kind.into(),
             status: status.into(),
             reason: Some(reason.into()),
             message: Some(message.into()),
-            last_heartbeat_time: Some(crate::status::ktime(now)),
+            last_heartbeat_time: Some(super::status::ktime(now)),
             last_transition_time: Some(last_transition),
         }
     };
@@ -177,7 +177,7 @@ pub fn node_status(
             }),
         }),
         node_info: Some(NodeSystemInfo {
-            architecture: crate::image::oci_arch().into(),
+            architecture: crate::images::oci_arch().into(),
             boot_id: host.boot_id.clone(),
             container_runtime_version: format!("containerd://{runtime_version}"),
             kernel_version: host.kernel.clone(),
@@ -269,7 +269,7 @@ pub async fn update_status(
 pub async fn renew_lease(shared: &Shared, node: &Node) -> anyhow::Result<()> {
     let api = Api::<Lease>::namespaced(shared.client.clone(), LEASE_NAMESPACE);
     let name = &shared.config.node_name;
-    let now = MicroTime(crate::status::jiff_ts(Utc::now()));
+    let now = MicroTime(super::status::jiff_ts(Utc::now()));
     match api.get_opt(name).await? {
         Some(mut lease) => {
             let spec = lease.spec.get_or_insert_with(Default::default);

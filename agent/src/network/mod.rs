@@ -19,7 +19,10 @@
 //! FORWARD) accepts what the node's pods send and the replies to it; nat `SKIFF-MASQ-<bridge>`
 //! (from POSTROUTING) masquerades what they send outside the cluster's pod network. They are
 //! set up with the first sandbox and removed by [`remove_pod_network_rules`]
-//! (`skiff-agent --cleanup`).
+//! (`skiff-agent --cleanup`). Every iptables call goes through [`iptables`], the wrapper the
+//! service proxy uses too.
+
+pub mod iptables;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +31,8 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
+
+use iptables::iptables;
 
 /// CNI spec version the agent speaks (Debian's plugins support 0.1.0 to 1.0.0).
 pub const CNI_VERSION: &str = "1.0.0";
@@ -93,16 +98,6 @@ pub fn masquerade_chain(bridge: &str) -> String {
 
 const JUMP_COMMENT: &str = "skiff pod network";
 
-async fn iptables(args: &[&str]) -> anyhow::Result<std::process::Output> {
-    tokio::process::Command::new("iptables")
-        .arg("-w")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .context("running iptables")
-}
-
 /// The built-in chains that jump to ours: (table, built-in chain, our chain).
 fn pod_network_jumps(bridge: &str) -> [(&'static str, &'static str, String); 2] {
     [
@@ -146,7 +141,7 @@ pub async fn ensure_pod_network_rules(
     pod_cidr: &str,
     cluster_cidr: Option<&str>,
 ) -> anyhow::Result<()> {
-    crate::proxy::iptables_restore(&pod_network_payload(bridge, pod_cidr, cluster_cidr)).await?;
+    iptables::restore(&pod_network_payload(bridge, pod_cidr, cluster_cidr)).await?;
     for (table, from, to) in pod_network_jumps(bridge) {
         let jump = ["-m", "comment", "--comment", JUMP_COMMENT, "-j", &to];
         let check = iptables(&[&["-t", table, "-C", from][..], &jump].concat()).await?;

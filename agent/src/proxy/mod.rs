@@ -8,17 +8,13 @@
 
 pub mod rules;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
+
+use crate::network::iptables;
+use crate::servicecache::ServiceCache;
 
 pub use rules::{Existing, RuleConfig, ServicePort};
 
@@ -84,109 +80,6 @@ pub fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reflector stores of all Services and EndpointSlices, and a counter of changes to them.
-#[derive(Clone)]
-pub struct ServiceCache {
-    pub services: Store<Service>,
-    pub slices: Store<EndpointSlice>,
-    pub changes: tokio::sync::watch::Receiver<u64>,
-}
-
-impl ServiceCache {
-    /// The cache and the future that keeps it filled (run it for as long as the cache is used).
-    pub fn new(
-        client: kube::Client,
-    ) -> (ServiceCache, impl std::future::Future<Output = ()> + Send) {
-        let (services, svc_writer) = reflector::store();
-        let (slices, slice_writer) = reflector::store();
-        let (tx, changes) = tokio::sync::watch::channel(0u64);
-        let svc_stream = reflector::reflector(
-            svc_writer,
-            watcher(
-                kube::Api::<Service>::all(client.clone()),
-                Default::default(),
-            ),
-        )
-        .default_backoff()
-        .map(|r| r.map(|_| ()))
-        .boxed();
-        let slice_stream = reflector::reflector(
-            slice_writer,
-            watcher(kube::Api::<EndpointSlice>::all(client), Default::default()),
-        )
-        .default_backoff()
-        .map(|r| r.map(|_| ()))
-        .boxed();
-        let drive = async move {
-            let mut both = futures::stream::select(svc_stream, slice_stream);
-            while let Some(ev) = both.next().await {
-                match ev {
-                    Ok(()) => tx.send_modify(|n| *n += 1),
-                    Err(e) => warn!(error = %e, "service/endpointslice watch error"),
-                }
-            }
-        };
-        (
-            ServiceCache {
-                services,
-                slices,
-                changes,
-            },
-            drive,
-        )
-    }
-
-    /// Wait until both stores hold a full list.
-    pub async fn ready(&self) {
-        let _ = self.services.wait_until_ready().await;
-        let _ = self.slices.wait_until_ready().await;
-    }
-
-    /// The service ports to program now.
-    pub fn service_ports(&self) -> Vec<ServicePort> {
-        rules::service_ports(&self.services.state(), &self.slices.state())
-    }
-}
-
-/// Output of `iptables-save` (all tables).
-pub async fn iptables_save() -> anyhow::Result<String> {
-    let out = tokio::process::Command::new("iptables-save")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .context("running iptables-save")?;
-    if !out.status.success() {
-        bail!(
-            "iptables-save failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// `iptables-restore --noflush` with `payload` on stdin: all or nothing.
-pub async fn iptables_restore(payload: &str) -> anyhow::Result<()> {
-    let mut child = tokio::process::Command::new("iptables-restore")
-        .args(["--noflush", "--wait"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("running iptables-restore")?;
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(payload.as_bytes()).await?;
-    drop(stdin);
-    let out = child.wait_with_output().await?;
-    if !out.status.success() {
-        bail!(
-            "iptables-restore failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
 /// Compute and apply the ruleset for `ports` in one restore. Returns whether anything was
 /// written (`last` holds the previous payload; an unchanged one is not re-applied).
 pub async fn sync(
@@ -194,7 +87,7 @@ pub async fn sync(
     ports: &[ServicePort],
     last: &mut Option<String>,
 ) -> anyhow::Result<bool> {
-    let existing = Existing::parse(&iptables_save().await?, &cfg.prefix);
+    let existing = Existing::parse(&iptables::save().await?, &cfg.prefix);
     let payload = rules::render(cfg, ports, &existing);
     // Jump inserts and chain deletions only appear while iptables is not in the wanted state;
     // without them, the payload is the ruleset itself.
@@ -208,9 +101,9 @@ pub async fn sync(
     if steady && last.as_deref() == Some(ruleset.as_str()) {
         return Ok(false);
     }
-    if let Err(e) = iptables_restore(&payload).await {
+    if let Err(e) = iptables::restore(&payload).await {
         *last = None;
-        return Err(e);
+        return Err(e.into());
     }
     *last = Some(ruleset);
     Ok(true)
@@ -219,9 +112,9 @@ pub async fn sync(
 /// Remove every chain named `<prefix>-...` and every rule jumping to one, in one restore.
 pub async fn cleanup(prefix: &str) -> anyhow::Result<()> {
     validate_prefix(prefix)?;
-    let existing = Existing::parse(&iptables_save().await?, prefix);
+    let existing = Existing::parse(&iptables::save().await?, prefix);
     if let Some(payload) = rules::render_cleanup(&existing) {
-        iptables_restore(&payload).await?;
+        iptables::restore(&payload).await?;
         info!(prefix, "service proxy rules removed");
     }
     Ok(())
@@ -229,29 +122,12 @@ pub async fn cleanup(prefix: &str) -> anyhow::Result<()> {
 
 /// [`cleanup`] without a runtime (for `Drop` guards in tests).
 pub fn cleanup_blocking(prefix: &str) -> anyhow::Result<()> {
-    use std::io::Write;
     validate_prefix(prefix)?;
-    let out = std::process::Command::new("iptables-save")
-        .output()
-        .context("running iptables-save")?;
-    let existing = Existing::parse(&String::from_utf8_lossy(&out.stdout), prefix);
+    let existing = Existing::parse(&iptables::save_blocking()?, prefix);
     let Some(payload) = rules::render_cleanup(&existing) else {
         return Ok(());
     };
-    let mut child = std::process::Command::new("iptables-restore")
-        .args(["--noflush", "--wait"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .context("running iptables-restore")?;
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(payload.as_bytes())?;
-    if !child.wait()?.success() {
-        bail!("iptables-restore failed removing the {prefix} chains");
-    }
-    Ok(())
+    iptables::restore_blocking(&payload).with_context(|| format!("removing the {prefix} chains"))
 }
 
 /// Keep the rules in line with `cache` until the task is dropped.
@@ -267,7 +143,7 @@ pub async fn run(cfg: ProxyConfig, cache: ServiceCache) -> anyhow::Result<()> {
     loop {
         changes.borrow_and_update();
         let started = Instant::now();
-        let ports = cache.service_ports();
+        let ports = rules::service_ports(&cache.services.state(), &cache.slices.state());
         match sync(&rule_cfg, &ports, &mut last).await {
             Ok(applied) => {
                 backoff = Duration::from_millis(200);

@@ -22,8 +22,6 @@ use containerd_client::tonic::{self, Code};
 use containerd_client::types::v1::Status as ProcStatus;
 use oci_spec::runtime::Spec;
 
-use crate::image::ResolvedImage;
-
 pub const SNAPSHOTTER: &str = "overlayfs";
 pub const RUNTIME: &str = "io.containerd.runc.v2";
 pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -185,12 +183,14 @@ impl Containerd {
             .collect())
     }
 
-    /// Create a container (record + writable snapshot over the image).
+    /// Create a container (record + writable snapshot over `parent_snapshot`, the committed
+    /// top layer of `image`).
     pub async fn create_container(
         &self,
         id: &str,
         labels: HashMap<String, String>,
-        image: &ResolvedImage,
+        image: &str,
+        parent_snapshot: &str,
         spec: &Spec,
     ) -> anyhow::Result<()> {
         // A leftover snapshot from an interrupted create is replaced.
@@ -202,7 +202,7 @@ impl Containerd {
                 PrepareSnapshotRequest {
                     snapshotter: SNAPSHOTTER.into(),
                     key: id.to_string(),
-                    parent: image.chain_id.clone(),
+                    parent: parent_snapshot.to_string(),
                     labels: HashMap::new(),
                 },
             ))
@@ -215,7 +215,7 @@ impl Containerd {
         let container = Container {
             id: id.to_string(),
             labels,
-            image: image.name.clone(),
+            image: image.to_string(),
             runtime: Some(Runtime {
                 name: RUNTIME.into(),
                 options: None,
@@ -243,7 +243,7 @@ impl Containerd {
     }
 
     /// Create and start the container's task with stdout and stderr going to `log_uri`
-    /// (`file:///path`, or a `binary://` logger, see [`crate::cri_log::uri`]).
+    /// (`file:///path`, or a `binary://` logger such as the kubelet's `cri_log`).
     pub async fn start_task(&self, id: &str, log_uri: &str) -> anyhow::Result<u32> {
         let mounts = self
             .client

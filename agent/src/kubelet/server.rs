@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use crate::Shared;
+use super::Shared;
 
 /// Which log files belong to containers still running (a `follow` stream ends when its
 /// container is no longer running and the file has been read to its end).
@@ -80,7 +80,7 @@ impl LogQuery {
 /// Drop the lines logged before `since` (the kubelet skips exactly those). A line whose
 /// timestamp does not parse is kept: dropping output silently would be worse than showing it.
 fn keep_since(
-    lines: &mut Vec<crate::cri_log::Line<'_>>,
+    lines: &mut Vec<super::cri_log::Line<'_>>,
     since: Option<chrono::DateTime<chrono::Utc>>,
 ) {
     let Some(since) = since else { return };
@@ -137,17 +137,17 @@ fn find_pod_dir(root: &Path, ns: &str, pod: &str) -> Option<PathBuf> {
 }
 
 /// The log file of run `attempt` of a container: CRI format (timestamped by the
-/// [`crate::cri_log`] logger) or the raw output the shim writes itself.
+/// [`super::cri_log`] logger) or the raw output the shim writes itself.
 pub fn log_file_name(attempt: u32, cri: bool) -> String {
     if cri {
-        format!("{attempt}{}", crate::cri_log::SUFFIX)
+        format!("{attempt}{}", super::cri_log::SUFFIX)
     } else {
         format!("{attempt}.log")
     }
 }
 
 fn is_cri(path: &Path) -> bool {
-    path.to_string_lossy().ends_with(crate::cri_log::SUFFIX)
+    path.to_string_lossy().ends_with(super::cri_log::SUFFIX)
 }
 
 /// Log files of a container, oldest attempt first.
@@ -158,7 +158,7 @@ pub fn attempts(dir: &Path) -> Vec<PathBuf> {
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
                     let stem = name
-                        .strip_suffix(crate::cri_log::SUFFIX)
+                        .strip_suffix(super::cri_log::SUFFIX)
                         .or_else(|| name.strip_suffix(".log"))?;
                     let n = stem.parse().ok()?;
                     Some((n, e.path()))
@@ -254,10 +254,10 @@ async fn container_logs(
     let follow = q.follow.unwrap_or(false) && !q.previous.unwrap_or(false);
     // What is there now, and the offset a follower continues from.
     let (mut first, offset) = if cri {
-        let (mut lines, consumed) = crate::cri_log::parse(&data);
+        let (mut lines, consumed) = super::cri_log::parse(&data);
         let mut offset = consumed;
         if !follow || !shared.logs.is_running(&file) {
-            lines.extend(crate::cri_log::trailing(&data, consumed));
+            lines.extend(super::cri_log::trailing(&data, consumed));
             offset = data.len();
         }
         // Before the tail: the lines since a time are a suffix of the file (the logger stamps
@@ -266,7 +266,7 @@ async fn container_logs(
         if let Some(n) = q.tail_lines {
             lines.drain(..lines.len().saturating_sub(n));
         }
-        (crate::cri_log::render(&lines, timestamps), offset)
+        (super::cri_log::render(&lines, timestamps), offset)
     } else {
         let start = match q.tail_lines {
             Some(n) => data.len() - tail(&data, n).len(),
@@ -303,14 +303,14 @@ async fn container_logs(
             let running = st.shared.logs.is_running(&st.file);
             let chunk = read_from(&st.file, st.offset).await.unwrap_or_default();
             let mut out = if st.cri {
-                let (mut lines, mut consumed) = crate::cri_log::parse(&chunk);
+                let (mut lines, mut consumed) = super::cri_log::parse(&chunk);
                 if !running {
-                    lines.extend(crate::cri_log::trailing(&chunk, consumed));
+                    lines.extend(super::cri_log::trailing(&chunk, consumed));
                     consumed = chunk.len();
                 }
                 st.offset += consumed as u64;
                 keep_since(&mut lines, st.since);
-                crate::cri_log::render(&lines, st.timestamps)
+                super::cri_log::render(&lines, st.timestamps)
             } else {
                 st.offset += chunk.len() as u64;
                 chunk
@@ -425,12 +425,15 @@ mod tests {
         let data = b"2026-01-01T00:00:00.5Z stdout F old\n\
                      2026-01-01T00:00:01Z stdout F edge\n\
                      2026-01-01T00:00:02.25Z stderr F new\n";
-        let (mut lines, _) = crate::cri_log::parse(data);
+        let (mut lines, _) = crate::kubelet::cri_log::parse(data);
         let since = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:01Z")
             .unwrap()
             .with_timezone(&chrono::Utc);
         keep_since(&mut lines, Some(since));
-        assert_eq!(crate::cri_log::render(&lines, false), b"edge\nnew\n");
+        assert_eq!(
+            crate::kubelet::cri_log::render(&lines, false),
+            b"edge\nnew\n"
+        );
 
         let mut remaining = Some(6);
         let mut a = b"abcd".to_vec();

@@ -1,19 +1,17 @@
-//! Images through containerd's content, images, snapshots and diff services.
+//! The content store, image records and snapshots, through containerd's content, images,
+//! snapshots and diff services.
 //!
-//! Import: an OCI image layout tarball (`index.json`, `oci-layout`, `blobs/sha256/*`) is written
-//! blob by blob into the content store, an image record is created per named manifest, and the
-//! layers are unpacked into the snapshotter (prepare → diff apply → commit per layer, keyed by
-//! chain ID) exactly as containerd's own client unpacks. Everything runs under a containerd
-//! lease so the garbage collector cannot remove half-imported content; the finished image is
-//! kept alive by `containerd.io/gc.ref.*` labels from the image record down to the snapshots.
+//! Blobs are written under a containerd lease so the garbage collector cannot remove
+//! half-imported content; an image record is created per named manifest, and the layers are
+//! unpacked into the snapshotter (prepare → diff apply → commit per layer, keyed by chain ID)
+//! exactly as containerd's own client unpacks. The finished image is kept alive by
+//! `containerd.io/gc.ref.*` labels from the image record down to the snapshots.
 //!
-//! Registry pulls ([`crate::registry`]) end in the same steps: [`Containerd::store_manifest`]
-//! writes a manifest and its blobs from a [`BlobSource`] (the tarball or the registry), and
-//! [`Containerd::commit_image`] creates the record and unpacks.
+//! Both ways an image arrives ([`super::layout`] import and [`super::registry`] pulls) end
+//! here: they write the blobs [`Containerd::missing_blobs`] names, then
+//! [`Containerd::put_manifest`] and [`Containerd::commit_image`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
-use std::path::Path;
+use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Context};
 use containerd_client::services::v1::snapshots::{
@@ -24,79 +22,28 @@ use containerd_client::services::v1::{
     InfoRequest, ReadContentRequest, UpdateImageRequest, WriteAction, WriteContentRequest,
 };
 use containerd_client::services::v1::{CreateRequest as CreateLeaseRequest, UpdateRequest};
+use containerd_client::tonic::{self, Code};
 use containerd_client::types::Descriptor;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
-use sha2::{Digest, Sha256};
-use tonic::Code;
 
+use super::{chain_ids, choose_platform, normalize_reference, sha256_digest, ResolvedImage};
+use super::{DOCKER_LIST, DOCKER_MANIFEST, MEDIA_INDEX, MEDIA_MANIFEST};
 use crate::runtime::{request, Containerd, SNAPSHOTTER};
 
-pub const MEDIA_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const MEDIA_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-use containerd_client::tonic;
-
-/// An image ready to run: its config and the committed snapshot of its top layer.
-#[derive(Clone, Debug)]
-pub struct ResolvedImage {
-    pub name: String,
-    /// Digest of the manifest the image record points at (the `imageID`).
-    pub id: String,
-    pub config: ImageConfiguration,
-    /// Chain ID of the top layer: the parent snapshot for containers.
-    pub chain_id: String,
-}
-
-/// Why an image is not usable, with the Kubernetes waiting reason it maps to.
+/// Why [`Containerd::resolve_image`] has no image to run.
 #[derive(Debug, thiserror::Error)]
-pub enum ImageError {
+pub enum ResolveError {
     #[error("image {0} is not present on the node")]
     NotPresent(String),
     #[error("{0:#}")]
-    Other(#[from] anyhow::Error),
+    Store(#[from] anyhow::Error),
 }
 
-/// Where the blobs of an image come from while it is stored. (An enum rather than a trait
-/// with async methods: the pod worker's future must be provably Send, which generic async
-/// trait methods taking references defeat in today's rustc.)
-pub(crate) enum BlobSource<'a> {
-    /// An OCI layout tarball, read into memory.
-    Layout(&'a BTreeMap<String, Vec<u8>>),
-    /// The registry the image is pulled from.
-    Registry(&'a crate::registry::RemoteBlobs<'a>),
-}
-
-impl BlobSource<'_> {
-    /// Write blob `digest` (`size` bytes) into the content store under `lease`; only called
-    /// for blobs the content store lacks.
-    async fn store(
-        &self,
-        cd: &Containerd,
-        lease: &str,
-        digest: &str,
-        size: i64,
-    ) -> anyhow::Result<()> {
-        match self {
-            BlobSource::Layout(blobs) => {
-                let data = blobs
-                    .get(digest)
-                    .cloned()
-                    .ok_or_else(|| anyhow!("blob {digest} missing from the tarball"))?;
-                let written = cd.write_blob(lease, data, HashMap::new()).await?;
-                if written != digest {
-                    bail!("blob {digest} in the tarball has digest {written}");
-                }
-                Ok(())
-            }
-            BlobSource::Registry(remote) => remote.store(cd, lease, digest, size).await,
-        }
-    }
+/// Parse a manifest's bytes.
+pub fn parse_manifest(bytes: &[u8]) -> anyhow::Result<ImageManifest> {
+    serde_json::from_slice(bytes).context("parsing the image manifest")
 }
 
 /// The Write messages of one content-store write (one per chunk, at running offsets), then
@@ -133,80 +80,6 @@ fn write_requests(
             }
         })
         .chain(futures::stream::once(futures::future::ready(commit)))
-}
-
-/// The index and the blobs (by digest) of an OCI image layout tarball, read into memory.
-pub fn read_layout_tar(tar_path: &Path) -> anyhow::Result<(ImageIndex, BTreeMap<String, Vec<u8>>)> {
-    let file =
-        std::fs::File::open(tar_path).with_context(|| format!("opening {}", tar_path.display()))?;
-    let mut archive = tar::Archive::new(file);
-    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut index_json = None;
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry
-            .path()?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_string();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data)?;
-        if path == "index.json" {
-            index_json = Some(data);
-        } else if let Some(hex) = path.strip_prefix("blobs/sha256/") {
-            blobs.insert(format!("sha256:{hex}"), data);
-        }
-    }
-    let index: ImageIndex = serde_json::from_slice(
-        &index_json.ok_or_else(|| anyhow!("{} has no index.json", tar_path.display()))?,
-    )
-    .context("parsing index.json")?;
-    Ok((index, blobs))
-}
-
-/// `busybox` → `docker.io/library/busybox:latest`, as containerd names images.
-pub fn normalize_reference(reference: &str) -> String {
-    let (name, digest) = match reference.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (reference, None),
-    };
-    let first = name.split('/').next().unwrap_or_default();
-    let has_domain =
-        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let mut full = if has_domain {
-        name.to_string()
-    } else if name.contains('/') {
-        format!("docker.io/{name}")
-    } else {
-        format!("docker.io/library/{name}")
-    };
-    let last = full.rsplit('/').next().unwrap_or_default();
-    if digest.is_none() && !last.contains(':') {
-        full.push_str(":latest");
-    }
-    if let Some(d) = digest {
-        full.push('@');
-        full.push_str(d);
-    }
-    full
-}
-
-/// `sha256:<hex>` of some bytes.
-pub fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(data))
-}
-
-/// Chain IDs of a layer stack from its diff IDs (OCI image spec: `ChainID(L0|…|Ln)`).
-pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => sha256_digest(format!("{prev} {d}").as_bytes()),
-        };
-        out.push(next);
-    }
-    out
 }
 
 impl Containerd {
@@ -407,80 +280,13 @@ impl Containerd {
             .await;
     }
 
-    /// Import an OCI image layout tarball; returns the image names created.
-    pub async fn import_layout_tar(
+    /// The blobs `manifest` names (layers, then config) that the content store lacks, as
+    /// (digest, size): the caller writes them before [`Self::put_manifest`], so every GC label
+    /// points at content that exists and blobs already present are not fetched again.
+    pub(crate) async fn missing_blobs(
         &self,
-        tar_path: &Path,
-        name_override: Option<&str>,
-    ) -> anyhow::Result<Vec<String>> {
-        let (index, blobs) = read_layout_tar(tar_path)?;
-        let lease = self.start_lease().await?;
-        let result = self
-            .import_index(&lease, &index, &blobs, name_override)
-            .await;
-        self.end_lease(&lease).await;
-        result
-    }
-
-    async fn import_index(
-        &self,
-        lease: &str,
-        index: &ImageIndex,
-        blobs: &BTreeMap<String, Vec<u8>>,
-        name_override: Option<&str>,
-    ) -> anyhow::Result<Vec<String>> {
-        let mut names = Vec::new();
-        for desc in index.manifests() {
-            let annotations = desc.annotations().clone().unwrap_or_default();
-            let name = name_override
-                .map(str::to_string)
-                .or_else(|| annotations.get("io.containerd.image.name").cloned())
-                .or_else(|| {
-                    annotations
-                        .get("org.opencontainers.image.ref.name")
-                        .filter(|n| n.contains(':') || n.contains('/'))
-                        .cloned()
-                })
-                .ok_or_else(|| anyhow!("manifest {} has no image name: pass one", desc.digest()))?;
-            let name = normalize_reference(&name);
-            let manifest_digest = desc.digest().to_string();
-            let manifest_bytes = blobs
-                .get(&manifest_digest)
-                .cloned()
-                .ok_or_else(|| anyhow!("blob {manifest_digest} missing from the tarball"))?;
-            let size = manifest_bytes.len() as i64;
-            let manifest = self
-                .store_manifest(
-                    lease,
-                    &BlobSource::Layout(blobs),
-                    &manifest_digest,
-                    manifest_bytes,
-                )
-                .await?;
-            let target = Descriptor {
-                media_type: desc.media_type().to_string(),
-                digest: manifest_digest,
-                size,
-                annotations: HashMap::new(),
-            };
-            self.commit_image(lease, &name, target, &manifest).await?;
-            names.push(name);
-        }
-        Ok(names)
-    }
-
-    /// Write a manifest and the blobs it names into the content store, children first so
-    /// every GC label points at content that exists; blobs already present are not fetched.
-    pub(crate) async fn store_manifest(
-        &self,
-        lease: &str,
-        source: &BlobSource<'_>,
-        manifest_digest: &str,
-        manifest_bytes: Vec<u8>,
-    ) -> anyhow::Result<ImageManifest> {
-        let manifest: ImageManifest =
-            serde_json::from_slice(&manifest_bytes).context("parsing the image manifest")?;
-        let config_digest = manifest.config().digest().to_string();
+        manifest: &ImageManifest,
+    ) -> anyhow::Result<Vec<(String, i64)>> {
         // Owned (digest, size) pairs: borrowed iterators held across the awaits below make
         // the pod worker's future fail the Send check (a rustc limitation).
         let children: Vec<(String, i64)> = manifest
@@ -489,14 +295,26 @@ impl Containerd {
             .chain([manifest.config()])
             .map(|d| (d.digest().to_string(), d.size() as i64))
             .collect();
+        let mut missing = Vec::new();
         for (digest, size) in children {
             if !self.blob_exists(&digest).await? {
-                source.store(self, lease, &digest, size).await?;
+                missing.push((digest, size));
             }
         }
+        Ok(missing)
+    }
+
+    /// Write the manifest itself, labelled so that it keeps its config and layers alive.
+    pub(crate) async fn put_manifest(
+        &self,
+        lease: &str,
+        manifest_digest: &str,
+        manifest_bytes: Vec<u8>,
+        manifest: &ImageManifest,
+    ) -> anyhow::Result<()> {
         let mut labels = HashMap::from([(
             "containerd.io/gc.ref.content.config".to_string(),
-            config_digest,
+            manifest.config().digest().to_string(),
         )]);
         for (i, layer) in manifest.layers().iter().enumerate() {
             labels.insert(
@@ -508,7 +326,7 @@ impl Containerd {
         if written != manifest_digest {
             bail!("manifest digest mismatch: expected {manifest_digest}, content is {written}");
         }
-        Ok(manifest)
+        Ok(())
     }
 
     /// Point the image record `name` at `target` (a manifest, or an index holding `manifest`)
@@ -706,10 +524,10 @@ impl Containerd {
     }
 
     /// Look an image up by reference and make sure it is unpacked.
-    pub async fn resolve_image(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
+    pub async fn resolve_image(&self, reference: &str) -> Result<ResolvedImage, ResolveError> {
         let name = normalize_reference(reference);
         let Some(target) = self.image_target(&name).await? else {
-            return Err(ImageError::NotPresent(name));
+            return Err(ResolveError::NotPresent(name));
         };
         let manifest = self.platform_manifest(&target).await?;
         let config_digest = manifest.config().digest().to_string();
@@ -745,227 +563,5 @@ impl Containerd {
             MEDIA_MANIFEST | DOCKER_MANIFEST | "" => Ok(serde_json::from_slice(&bytes)?),
             other => bail!("unsupported image media type {other}"),
         }
-    }
-}
-
-/// The manifest of an index for this host (linux and [`oci_arch`]; entries without a platform
-/// match anything).
-pub fn choose_platform(index: &ImageIndex) -> anyhow::Result<&oci_spec::image::Descriptor> {
-    let arch = oci_arch();
-    index
-        .manifests()
-        .iter()
-        .find(|m| {
-            m.platform().as_ref().is_none_or(|p| {
-                p.architecture().to_string() == arch && p.os().to_string() == "linux"
-            })
-        })
-        .ok_or_else(|| anyhow!("no manifest for linux/{arch} in the image index"))
-}
-
-/// This host's architecture as OCI names it.
-pub fn oci_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "arm" => "arm",
-        "s390x" => "s390x",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
-/// Build an OCI image layout tarball holding a single-layer busybox image made from a static
-/// busybox binary (Debian's busybox-static): `bin/busybox` plus links for common applets.
-/// Used by the tests and for offline demos: `skiff-agent load-image` imports the result.
-pub fn build_busybox_layout(busybox: &Path, out: &Path, name: &str) -> anyhow::Result<()> {
-    let binary =
-        std::fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
-    // The layer: an uncompressed tar (its digest is the diff ID), then gzip (the blob).
-    let mut layer = tar::Builder::new(Vec::new());
-    let dir = |path: &str| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_path(path).unwrap();
-        h.set_mode(0o755);
-        h.set_size(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        h
-    };
-    for d in [
-        "bin/", "etc/", "tmp/", "proc/", "sys/", "dev/", "var/", "www/",
-    ] {
-        layer.append(&dir(d), std::io::empty())?;
-    }
-    let mut h = tar::Header::new_gnu();
-    h.set_path("bin/busybox")?;
-    h.set_mode(0o755);
-    h.set_size(binary.len() as u64);
-    h.set_mtime(0);
-    h.set_cksum();
-    layer.append(&h, binary.as_slice())?;
-    for applet in [
-        "sh", "echo", "httpd", "sleep", "hostname", "cat", "wget", "mkdir", "ls", "env", "true",
-        "false", "id", "nc", "ps", "kill", "test", "grep",
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_path(format!("bin/{applet}"))?;
-        h.set_link_name("busybox")?;
-        h.set_mode(0o777);
-        h.set_size(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        layer.append(&h, std::io::empty())?;
-    }
-    for (path, content) in [
-        (
-            "etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-        ),
-        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
-        ("www/index.html", "hello from skiff\n"),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_path(path)?;
-        h.set_mode(0o644);
-        h.set_size(content.len() as u64);
-        h.set_mtime(0);
-        h.set_cksum();
-        layer.append(&h, content.as_bytes())?;
-    }
-    let layer_tar = layer.into_inner()?;
-    let diff_id = sha256_digest(&layer_tar);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&layer_tar)?;
-    let layer_gz = gz.finish()?;
-    let layer_digest = sha256_digest(&layer_gz);
-
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": oci_arch(),
-        "os": "linux",
-        "config": {
-            "Env": ["PATH=/bin"],
-            "Entrypoint": ["/bin/sh", "-c"],
-            "Cmd": ["echo hello from busybox"],
-            "WorkingDir": "/",
-        },
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-    }))?;
-    let config_digest = sha256_digest(&config);
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_MANIFEST,
-        "config": {"mediaType": MEDIA_CONFIG, "digest": config_digest, "size": config.len()},
-        "layers": [{"mediaType": MEDIA_LAYER_GZIP, "digest": layer_digest, "size": layer_gz.len()}],
-    }))?;
-    let manifest_digest = sha256_digest(&manifest);
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_INDEX,
-        "manifests": [{
-            "mediaType": MEDIA_MANIFEST, "digest": manifest_digest, "size": manifest.len(),
-            "annotations": {
-                "io.containerd.image.name": name,
-                "org.opencontainers.image.ref.name": name,
-            },
-        }],
-    }))?;
-
-    let mut out_tar = tar::Builder::new(std::fs::File::create(out)?);
-    let mut add = |path: String, data: &[u8]| -> anyhow::Result<()> {
-        let mut h = tar::Header::new_gnu();
-        h.set_path(path)?;
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        h.set_mtime(0);
-        h.set_cksum();
-        out_tar.append(&h, data)?;
-        Ok(())
-    };
-    add("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    add("index.json".into(), &index)?;
-    for (digest, data) in [
-        (&layer_digest, &layer_gz),
-        (&config_digest, &config),
-        (&manifest_digest, &manifest),
-    ] {
-        add(
-            format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")),
-            data,
-        )?;
-    }
-    out_tar.finish()?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_are_normalized_like_containerd() {
-        assert_eq!(
-            normalize_reference("busybox"),
-            "docker.io/library/busybox:latest"
-        );
-        assert_eq!(
-            normalize_reference("busybox:1.36"),
-            "docker.io/library/busybox:1.36"
-        );
-        assert_eq!(normalize_reference("me/app"), "docker.io/me/app:latest");
-        assert_eq!(
-            normalize_reference("127.0.0.1:5000/app"),
-            "127.0.0.1:5000/app:latest"
-        );
-        assert_eq!(
-            normalize_reference("skiff.test/busybox:v1"),
-            "skiff.test/busybox:v1"
-        );
-        assert_eq!(
-            normalize_reference("localhost/x@sha256:abc"),
-            "localhost/x@sha256:abc"
-        );
-    }
-
-    #[test]
-    fn chain_ids_follow_the_oci_definition() {
-        let ids = vec!["sha256:a".to_string(), "sha256:b".to_string()];
-        let chains = chain_ids(&ids);
-        assert_eq!(chains[0], "sha256:a");
-        assert_eq!(chains[1], sha256_digest(b"sha256:a sha256:b"));
-    }
-
-    #[test]
-    fn busybox_layout_is_a_valid_oci_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let fake = dir.path().join("busybox");
-        std::fs::write(&fake, b"not really busybox").unwrap();
-        let out = dir.path().join("img.tar");
-        build_busybox_layout(&fake, &out, "skiff.test/busybox:latest").unwrap();
-        let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
-        let mut files = BTreeMap::new();
-        for e in archive.entries().unwrap() {
-            let mut e = e.unwrap();
-            let p = e.path().unwrap().to_string_lossy().to_string();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            files.insert(p, data);
-        }
-        let index: ImageIndex = serde_json::from_slice(&files["index.json"]).unwrap();
-        let m = &index.manifests()[0];
-        let blob = |d: &str| &files[&format!("blobs/sha256/{}", d.trim_start_matches("sha256:"))];
-        let manifest_bytes = blob(m.digest().as_ref());
-        assert_eq!(&sha256_digest(manifest_bytes), m.digest().as_ref() as &str);
-        let manifest: ImageManifest = serde_json::from_slice(manifest_bytes).unwrap();
-        let config: ImageConfiguration =
-            serde_json::from_slice(blob(manifest.config().digest().as_ref())).unwrap();
-        let layer = blob(manifest.layers()[0].digest().as_ref());
-        let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(layer.as_slice())
-            .read_to_end(&mut raw)
-            .unwrap();
-        assert_eq!(sha256_digest(&raw), config.rootfs().diff_ids()[0]);
     }
 }
