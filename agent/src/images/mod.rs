@@ -5,12 +5,14 @@
 //! - [`layout`]: OCI image layout tarballs: import (`skiff-agent load-image`, the agent API) and
 //!   the single-layer busybox image the tests and `make up` build.
 //! - [`registry`]: pulls over the distribution API, and registry credentials.
-//! - `manager`: the image manager the kubelet asks for an image: pull policy, pull secrets,
-//!   and the kubelet's typed image errors.
+//! - [`manager`]: the image manager the kubelet asks for an image: pull policy, the kubelet's
+//!   typed image errors; [`pull_secrets`]: registry credentials from imagePullSecrets.
 //!
 //! Dependencies run one way: manager → {registry, layout} → store → [`crate::runtime`].
 
 pub mod layout;
+pub mod manager;
+pub mod pull_secrets;
 pub mod registry;
 pub mod store;
 

@@ -6,6 +6,7 @@
 //! [`crate::network`]; none of them knows the kubelet.
 
 pub mod cri_log;
+pub mod env;
 pub mod node;
 pub mod pod_worker;
 pub mod pods;
@@ -14,6 +15,8 @@ pub mod resolv_conf;
 pub mod server;
 pub mod spec;
 pub mod status;
+pub mod status_writer;
+pub mod volumes;
 
 use std::sync::atomic::{AtomicU16, Ordering};
 

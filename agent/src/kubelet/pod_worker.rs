@@ -1,28 +1,41 @@
-//! One worker per pod: observe the pod's containers in containerd, compare with the pod spec,
-//! act (start, restart after back-off, stop), and write the pod status.
+//! One worker per pod, a small state machine as the kubelet's pod workers are:
+//!
+//! - **syncing** while the pod exists and is not being deleted: each pass observes the pod's
+//!   containers in containerd, decides per container with the pure [`next_step`] (start, keep
+//!   running, replace an interrupted start, restart after the back-off, leave terminated),
+//!   acts, and writes the pod status;
+//! - **terminating** once the pod has a deletionTimestamp or is gone ([`pod_step`]): stop the
+//!   containers (SIGTERM, grace period, SIGKILL), remove them, the sandbox and the pod
+//!   directory, then delete the pod object; a failed teardown is retried on the next pass;
+//! - **terminated**: the worker ends.
 //!
 //! The observed state is rebuilt from containerd on every pass (containers carry labels naming
 //! pod and container, and an attempt number that is the restart count), so a restarted agent
-//! adopts what is running instead of starting it again.
+//! adopts what is running instead of starting it again. Images come from the
+//! [`ImageManager`], volumes from [`volumes`], env references from [`env`], and the status is
+//! written by a [`StatusWriter`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Api, DeleteParams, Preconditions};
 use tokio::sync::{watch, Notify};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use super::env::{self, EnvError};
 use super::probe;
-use super::spec::{self, BindMount, SpecContext};
+use super::spec::{self, SpecContext};
 use super::status::{self, ContainerView, State, Terminated};
+use super::status_writer::{StatusWriteError, StatusWriter};
+use super::volumes::{self, VolumeError};
 use super::Shared;
-use crate::images::store::ResolveError;
-use crate::images::ResolvedImage;
+use crate::images::manager::{ImageError, ImageManager, ERR_IMAGE_PULL, IMAGE_PULL_BACK_OFF};
+use crate::images::pull_secrets::PullSecrets;
 use crate::network::{PortMapping, Sandbox};
 use crate::runtime::{
     PodContainer, TaskState, LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_IMAGE, LABEL_LOG,
@@ -60,8 +73,8 @@ pub fn spawn(shared: Arc<Shared>, pod: Pod) -> WorkerHandle {
             pod: rx,
             wake: Arc::new(Notify::new()),
             waiting_on: HashSet::new(),
-            errors: HashMap::new(),
-            last_status: None,
+            failures: HashMap::new(),
+            status: StatusWriter::default(),
             next_restart: None,
             sandbox: None,
             sandbox_retry_at: None,
@@ -73,8 +86,134 @@ pub fn spawn(shared: Arc<Shared>, pod: Pod) -> WorkerHandle {
     WorkerHandle { pod: tx, task }
 }
 
+/// Why a container did not start, with the waiting reason the kubelet reports for it.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    #[error(transparent)]
+    Volume(#[from] VolumeError),
+    /// The container's configuration is unusable (an env field reference, its resolv.conf).
+    #[error("{0:#}")]
+    Config(anyhow::Error),
+    /// containerd could not create the container (or its log directory could not be made).
+    #[error("{0:#}")]
+    Create(anyhow::Error),
+    /// The container's task did not start.
+    #[error("{0:#}")]
+    Run(anyhow::Error),
+}
+
+impl StartError {
+    /// The container's waiting reason, as the kubelet names it.
+    fn reason(&self) -> &'static str {
+        match self {
+            StartError::Image(e) => e.reason(),
+            StartError::Env(_) | StartError::Volume(_) | StartError::Config(_) => {
+                "CreateContainerConfigError"
+            }
+            StartError::Create(_) => "CreateContainerError",
+            StartError::Run(_) => "RunContainerError",
+        }
+    }
+}
+
+/// The pod's network sandbox could not be set up (the pod stays `ContainerCreating`).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("setting up the pod network: {0}")]
+struct SandboxError(String);
+
+/// Why a pass of the worker failed (logged; the next pass tries again).
+#[derive(Debug, thiserror::Error)]
+enum WorkerError {
+    #[error("{0:#}")]
+    Runtime(#[from] anyhow::Error),
+    #[error("removing the pod sandbox: {0:#}")]
+    Network(anyhow::Error),
+    #[error("deleting the pod object: {0}")]
+    DeletePod(kube::Error),
+    #[error(transparent)]
+    Status(#[from] StatusWriteError),
+}
+
+/// What the worker does with its pod on a pass.
+#[derive(Debug, PartialEq, Eq)]
+enum PodStep {
+    /// Bring the containers in line with the spec.
+    Sync,
+    /// Stop everything; then delete the pod object when there is one (the deletion the
+    /// apiserver waits for), and end.
+    Terminate { delete_object: bool },
+}
+
+/// The pod-level state: syncing until the pod is being deleted or gone.
+fn pod_step(pod: Option<&Pod>) -> PodStep {
+    match pod {
+        None => PodStep::Terminate {
+            delete_object: false,
+        },
+        Some(p) if p.metadata.deletion_timestamp.is_some() => PodStep::Terminate {
+            delete_object: true,
+        },
+        Some(_) => PodStep::Sync,
+    }
+}
+
+/// What one container needs, from the state of its latest run.
+#[derive(Debug, PartialEq, Eq)]
+enum ContainerStep {
+    /// No run yet: start attempt 0.
+    Start,
+    /// The latest run's task is running.
+    Running,
+    /// Created but not started, or its task vanished (an interrupted start): replace the run.
+    Replace,
+    /// Exited, and the restart policy leaves it so.
+    Stay,
+    /// Exited; restart now as the next attempt.
+    Restart,
+    /// Exited; restart when the back-off of `delay` ends, `remaining` from now.
+    BackOff {
+        delay: Duration,
+        remaining: Duration,
+    },
+}
+
+/// The container-level state machine: the latest run (its attempt number and task state),
+/// the restart policy and the time decide what happens next.
+fn next_step(
+    latest: Option<(u32, &TaskState)>,
+    policy: &str,
+    now: chrono::DateTime<Utc>,
+) -> ContainerStep {
+    let Some((attempt, state)) = latest else {
+        return ContainerStep::Start;
+    };
+    match state {
+        TaskState::Running { .. } => ContainerStep::Running,
+        TaskState::Missing | TaskState::Created => ContainerStep::Replace,
+        TaskState::Exited { code, at } => {
+            if !status::should_restart(policy, *code) {
+                return ContainerStep::Stay;
+            }
+            let delay = status::backoff(attempt);
+            let due = at.unwrap_or(now) + chrono::Duration::from_std(delay).unwrap_or_default();
+            if due <= now {
+                ContainerStep::Restart
+            } else {
+                ContainerStep::BackOff {
+                    delay,
+                    remaining: (due - now).to_std().unwrap_or_default(),
+                }
+            }
+        }
+    }
+}
+
 /// A start failure and when to try again.
-struct StartError {
+struct StartFailure {
     reason: &'static str,
     message: String,
     failures: u32,
@@ -88,14 +227,15 @@ struct Worker {
     /// Woken when a task this worker waits on exits.
     wake: Arc<Notify>,
     waiting_on: HashSet<String>,
-    errors: HashMap<String, StartError>,
-    last_status: Option<serde_json::Value>,
+    /// The last start failure per container name.
+    failures: HashMap<String, StartFailure>,
+    status: StatusWriter,
     /// Earliest end of a restart back-off, computed by the last reconcile.
     next_restart: Option<tokio::time::Instant>,
     /// The pod's namespaces and IP, once set up.
     sandbox: Option<Sandbox>,
     /// After a failed sandbox setup: when to try again, and the error.
-    sandbox_retry_at: Option<(tokio::time::Instant, String)>,
+    sandbox_retry_at: Option<(tokio::time::Instant, SandboxError)>,
     /// Probes of the running containers, by containerd ID.
     probers: HashMap<String, probe::Prober>,
     /// Containers being stopped after a failed liveness probe.
@@ -106,28 +246,34 @@ impl Worker {
     async fn run(&mut self) {
         loop {
             let pod = self.pod.borrow_and_update().clone();
-            let Some(pod) = pod else {
-                // The pod object is gone: stop and remove what is left of it.
-                if let Err(e) = self.teardown(None).await {
-                    warn!(error = %format!("{e:#}"), "cleaning up a deleted pod");
+            match pod_step(pod.as_ref()) {
+                PodStep::Terminate {
+                    delete_object: false,
+                } => {
+                    // The pod object is gone: stop and remove what is left of it.
+                    if let Err(e) = self.teardown(None).await {
+                        warn!(error = %e, "cleaning up a deleted pod");
+                    }
+                    return;
                 }
-                return;
-            };
-            if pod.metadata.deletion_timestamp.is_some() {
-                match self.teardown(Some(&pod)).await {
-                    Ok(()) => return,
-                    Err(e) => warn!(pod = %name(&pod), error = %format!("{e:#}"), "stopping pod"),
+                PodStep::Terminate {
+                    delete_object: true,
+                } => {
+                    let pod = pod.as_ref().expect("a pod to delete");
+                    match self.teardown(Some(pod)).await {
+                        Ok(()) => return,
+                        Err(e) => warn!(pod = %name(pod), error = %e, "stopping pod"),
+                    }
                 }
-            } else {
-                match self.reconcile(&pod).await {
-                    Ok(()) => {}
-                    Err(e) => {
-                        warn!(pod = %name(&pod), error = %format!("{e:#}"), "reconciling pod")
+                PodStep::Sync => {
+                    let pod = pod.as_ref().expect("a pod to sync");
+                    if let Err(e) = self.reconcile(pod).await {
+                        warn!(pod = %name(pod), error = %e, "reconciling pod")
                     }
                 }
             }
             let next = self
-                .errors
+                .failures
                 .values()
                 .map(|e| e.retry_at)
                 .chain(self.next_restart.take())
@@ -146,7 +292,7 @@ impl Worker {
 
 impl Worker {
     /// One pass: observe, decide per container, act, write status.
-    async fn reconcile(&mut self, pod: &Pod) -> anyhow::Result<()> {
+    async fn reconcile(&mut self, pod: &Pod) -> Result<(), WorkerError> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let spec = pod.spec.clone().unwrap_or_default();
         let policy = spec
@@ -154,7 +300,8 @@ impl Worker {
             .clone()
             .unwrap_or_else(|| "Always".into());
         self.next_restart = None;
-        if let Err(message) = self.ensure_sandbox(pod).await {
+        if let Err(e) = self.ensure_sandbox(pod).await {
+            let message = e.to_string();
             let waiting = |c: &Container| ContainerView {
                 name: c.name.clone(),
                 image: c.image.clone().unwrap_or_default(),
@@ -216,8 +363,7 @@ impl Worker {
         self.write_status(pod, &init_views, &views).await
     }
 
-    /// Observe one container, act on it (start, restart after back-off, restart after a failed
-    /// liveness probe), and say what its status is.
+    /// Observe one container, act on it as [`next_step`] says, and say what its status is.
     #[allow(clippy::too_many_arguments)]
     async fn container_view(
         &mut self,
@@ -238,18 +384,27 @@ impl Worker {
             Some(p) => self.terminated_of(p).await?,
             None => None,
         };
-        let image = c.image.clone().unwrap_or_default();
         let Some(cur) = current else {
             // Never started: start it now (or report why it cannot start).
             return Ok(self.start(pod, c, 0, None, init).await);
         };
         let state = self.shared.containerd.task_state(&cur.id).await?;
         let cid = format!("containerd://{}", cur.id);
+        let term = match &state {
+            TaskState::Exited { code, at } => Some(Terminated {
+                exit_code: *code,
+                reason: exit_reason(*code, &cgroups_path(&uid, &cur.id)).into(),
+                started_at: cur.created_at,
+                finished_at: *at,
+                container_id: cid.clone(),
+            }),
+            _ => None,
+        };
         let base = ContainerView {
             name: c.name.clone(),
-            image: image.clone(),
+            image: c.image.clone().unwrap_or_default(),
             image_id: cur.image.clone(),
-            container_id: Some(cid.clone()),
+            container_id: Some(cid),
             state: State::Running {
                 started_at: cur.created_at,
             },
@@ -257,8 +412,12 @@ impl Worker {
             restart_count: cur.attempt as i32,
             ready: false,
         };
-        Ok(match state {
-            TaskState::Running { .. } => {
+        if term.is_some() {
+            self.shared.logs.set_running(&cur.log_path, false);
+        }
+        Ok(match next_step(Some((cur.attempt, &state)), policy, now) {
+            ContainerStep::Start => unreachable!("a run exists"),
+            ContainerStep::Running => {
                 self.watch_exit(&cur.id);
                 self.shared.logs.set_running(&cur.log_path, true);
                 let ready = if init {
@@ -273,59 +432,45 @@ impl Worker {
                 };
                 ContainerView { ready, ..base }
             }
-            TaskState::Missing | TaskState::Created => {
-                // Interrupted between create and start: replace this run.
+            ContainerStep::Replace => {
                 self.shared.containerd.remove_container(&cur.id).await?;
                 self.start(pod, c, cur.attempt, last, init).await
             }
-            TaskState::Exited { code, at } => {
-                self.shared.logs.set_running(&cur.log_path, false);
-                let term = Terminated {
-                    exit_code: code,
-                    reason: exit_reason(code, &cgroups_path(&uid, &cur.id)).into(),
-                    started_at: cur.created_at,
-                    finished_at: at,
-                    container_id: cid,
-                };
-                if !status::should_restart(policy, code) {
-                    return Ok(ContainerView {
-                        state: State::Terminated(term),
-                        ..base
-                    });
+            ContainerStep::Stay => ContainerView {
+                state: State::Terminated(term.expect("an exited run")),
+                ..base
+            },
+            ContainerStep::Restart => {
+                // Keep only the run just finished (for lastState and previous logs).
+                if let Some(p) = previous {
+                    self.shared.containerd.remove_container(&p.id).await?;
                 }
-                let delay = status::backoff(cur.attempt);
-                let due = at.unwrap_or(now) + chrono::Duration::from_std(delay).unwrap_or_default();
-                if due <= now {
-                    // Keep only the run just finished (for lastState and previous logs).
-                    if let Some(p) = previous {
-                        self.shared.containerd.remove_container(&p.id).await?;
-                    }
-                    self.start(pod, c, cur.attempt + 1, Some(term), init).await
-                } else {
-                    let wait = (due - now).to_std().unwrap_or_default();
-                    let at = tokio::time::Instant::now() + wait;
-                    self.next_restart = Some(self.next_restart.map_or(at, |n| n.min(at)));
-                    ContainerView {
-                        state: State::Waiting {
-                            reason: "CrashLoopBackOff".into(),
-                            message: format!(
-                                "back-off {}s restarting failed container={} pod={}_{}({uid})",
-                                delay.as_secs(),
-                                c.name,
-                                pod.metadata.name.as_deref().unwrap_or_default(),
-                                pod.metadata.namespace.as_deref().unwrap_or_default(),
-                            ),
-                        },
-                        last: Some(term),
-                        ..base
-                    }
+                self.start(pod, c, cur.attempt + 1, term, init).await
+            }
+            ContainerStep::BackOff { delay, remaining } => {
+                let at = tokio::time::Instant::now() + remaining;
+                self.next_restart = Some(self.next_restart.map_or(at, |n| n.min(at)));
+                ContainerView {
+                    state: State::Waiting {
+                        reason: "CrashLoopBackOff".into(),
+                        message: format!(
+                            "back-off {}s restarting failed container={} pod={}_{}({uid})",
+                            delay.as_secs(),
+                            c.name,
+                            pod.metadata.name.as_deref().unwrap_or_default(),
+                            pod.metadata.namespace.as_deref().unwrap_or_default(),
+                        ),
+                    },
+                    last: term,
+                    ..base
                 }
             }
         })
     }
 
-    /// The pod's network sandbox (none for hostNetwork pods); the error is a status message.
-    async fn ensure_sandbox(&mut self, pod: &Pod) -> Result<(), String> {
+    /// The pod's network sandbox (none for hostNetwork pods). A failure is kept and reported
+    /// until the retry is due.
+    async fn ensure_sandbox(&mut self, pod: &Pod) -> Result<(), SandboxError> {
         let spec = pod.spec.as_ref();
         if spec.and_then(|s| s.host_network).unwrap_or(false) || self.sandbox.is_some() {
             return Ok(());
@@ -348,12 +493,12 @@ impl Worker {
                 Ok(())
             }
             Err(e) => {
-                let msg = format!("setting up the pod network: {e:#}");
-                warn!(pod = %name(pod), error = %msg, "pod sandbox");
+                let err = SandboxError(format!("{e:#}"));
+                warn!(pod = %name(pod), error = %err, "pod sandbox");
                 let at = tokio::time::Instant::now() + Duration::from_secs(2);
                 self.next_restart = Some(at);
-                self.sandbox_retry_at = Some((at, msg.clone()));
-                Err(msg)
+                self.sandbox_retry_at = Some((at, err.clone()));
+                Err(err)
             }
         }
     }
@@ -475,13 +620,13 @@ impl Worker {
             restart_count: attempt as i32,
             ready: false,
         };
-        if let Some(err) = self.errors.get(&c.name) {
+        if let Some(err) = self.failures.get(&c.name) {
             if tokio::time::Instant::now() < err.retry_at {
-                view.state = if err.reason == "ErrImagePull" {
+                view.state = if err.reason == ERR_IMAGE_PULL {
                     // The kubelet's wording (1.32 on): the back-off, then the error that
                     // caused it, so the reason stays in the status while no pull runs.
                     State::Waiting {
-                        reason: "ImagePullBackOff".into(),
+                        reason: IMAGE_PULL_BACK_OFF.into(),
                         message: format!(
                             "Back-off pulling image \"{}\": ErrImagePull: {}",
                             view.image, err.message
@@ -498,7 +643,7 @@ impl Worker {
         }
         match self.try_start(pod, c, attempt).await {
             Ok((id, image_id)) => {
-                self.errors.remove(&c.name);
+                self.failures.remove(&c.name);
                 self.watch_exit(&id);
                 view.container_id = Some(format!("containerd://{id}"));
                 view.image_id = image_id;
@@ -509,13 +654,14 @@ impl Worker {
                 // are while they run.
                 view.ready = !init && c.readiness_probe.is_none() && c.startup_probe.is_none();
             }
-            Err((reason, message)) => {
+            Err(e) => {
+                let (reason, message) = (e.reason(), e.to_string());
                 warn!(pod = %name(pod), container = %c.name, reason, %message, "container did not start");
-                let failures = self.errors.get(&c.name).map_or(0, |e| e.failures) + 1;
+                let failures = self.failures.get(&c.name).map_or(0, |e| e.failures) + 1;
                 let delay = status::backoff(failures).max(Duration::from_secs(1));
-                self.errors.insert(
+                self.failures.insert(
                     c.name.clone(),
-                    StartError {
+                    StartFailure {
                         reason,
                         message: message.clone(),
                         failures,
@@ -531,19 +677,27 @@ impl Worker {
         view
     }
 
-    /// Image, spec, container, task. Errors carry their Kubernetes waiting reason.
+    /// Image, spec, container, task; returns the container ID and the image ID.
     async fn try_start(
         &self,
         pod: &Pod,
         c: &Container,
         attempt: u32,
-    ) -> Result<(String, String), (&'static str, String)> {
+    ) -> Result<(String, String), StartError> {
         let shared = &self.shared;
-        let image = self.ensure_image(pod, c).await?;
-        let resolved = self
-            .resolve_env_refs(pod, c)
-            .await
-            .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
+        let images = ImageManager {
+            containerd: &shared.containerd,
+            registry: &shared.registry,
+        };
+        let image = images
+            .ensure(
+                c.image.as_deref().unwrap_or_default(),
+                c.image_pull_policy.as_deref(),
+                &PullSecrets::of(&shared.client, pod),
+                &|_| {},
+            )
+            .await?;
+        let resolved = env::resolve_refs(&shared.client, pod, c).await?;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let ns = pod
             .metadata
@@ -554,12 +708,9 @@ impl Worker {
         let id = container_id(&uid, &c.name, attempt);
         let dir = pod_dir(&shared.config.root_dir, &ns, &pod_name, &uid);
         let log_dir = dir.join(&c.name);
-        std::fs::create_dir_all(&log_dir).map_err(|e| {
-            (
-                "CreateContainerError",
-                format!("creating {}: {e}", log_dir.display()),
-            )
-        })?;
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("creating {}", log_dir.display()))
+            .map_err(StartError::Create)?;
         let writer = shared.config.log_writer.as_deref();
         let log_path = log_dir.join(super::server::log_file_name(attempt, writer.is_some()));
         let log_uri = match writer {
@@ -599,19 +750,16 @@ impl Worker {
         let image_config = image.config.config().clone();
         let args = spec::process_args(c, image_config.as_ref());
         let env = spec::environment(pod, c, image_config.as_ref(), &ctx, &resolved)
-            .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
-        self.write_config_volumes(pod, c, &dir)
-            .await
-            .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
-        let mut binds = volume_binds(pod, c, &dir)
-            .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?;
+            .map_err(StartError::Config)?;
+        volumes::write_config_volumes(&shared.client, pod, c, &dir).await?;
+        let mut binds = volumes::volume_binds(pod, c, &dir)?;
         // /etc/resolv.conf per dnsPolicy (cluster DNS for ClusterFirst pods).
         binds.extend(
             super::resolv_conf::pod_resolv_conf(&shared.config, pod, &dir)
-                .map_err(|e| ("CreateContainerConfigError", format!("{e:#}")))?,
+                .map_err(StartError::Config)?,
         );
         let oci = spec::build_spec(c, image_config.as_ref(), &ctx, args, env, &binds)
-            .map_err(|e| ("CreateContainerError", format!("{e:#}")))?;
+            .map_err(StartError::Create)?;
         let labels = HashMap::from([
             (LABEL_POD_UID.to_string(), uid.clone()),
             (LABEL_POD_NAME.to_string(), pod_name.clone()),
@@ -625,7 +773,7 @@ impl Worker {
             .containerd
             .create_container(&id, labels, &image.name, &image.chain_id, &oci)
             .await
-            .map_err(|e| ("CreateContainerError", format!("{e:#}")))?;
+            .map_err(StartError::Create)?;
         shared
             .logs
             .set_running(&log_path.display().to_string(), true);
@@ -634,259 +782,10 @@ impl Worker {
                 .logs
                 .set_running(&log_path.display().to_string(), false);
             let _ = shared.containerd.remove_container(&id).await;
-            return Err(("RunContainerError", format!("{e:#}")));
+            return Err(StartError::Run(e));
         }
         info!(pod = %name(pod), container = %c.name, attempt, id = %id, "container started");
         Ok((id, image.id))
-    }
-
-    /// The image of container `c`, present or pulled as its imagePullPolicy says: `Never` uses
-    /// only what is on the node (`ErrImageNeverPull` otherwise, as the kubelet says), and
-    /// `IfNotPresent` pulls when absent. `Always` asks the registry on every container start and
-    /// pulls when the reference now names another digest than the node has (pulling identical
-    /// content again would only rewrite the same blobs). The apiserver defaults the policy as
-    /// Kubernetes does (`Always` for `:latest` and untagged images); an unset one counts as
-    /// `IfNotPresent`.
-    async fn ensure_image(
-        &self,
-        pod: &Pod,
-        c: &Container,
-    ) -> Result<ResolvedImage, (&'static str, String)> {
-        let shared = &self.shared;
-        let image_ref = c.image.clone().unwrap_or_default();
-        let policy = c
-            .image_pull_policy
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .unwrap_or("IfNotPresent");
-        let present = match shared.containerd.resolve_image(&image_ref).await {
-            Ok(i) => Some(i),
-            Err(ResolveError::NotPresent(_)) => None,
-            Err(e) => return Err(("ErrImagePull", e.to_string())),
-        };
-        let pulled = |e: anyhow::Error| {
-            (
-                "ErrImagePull",
-                format!("failed to pull image \"{image_ref}\": {e:#}"),
-            )
-        };
-        match (policy, present) {
-            ("Never", None) => {
-                return Err((
-                    "ErrImageNeverPull",
-                    format!(
-                        "Container image \"{image_ref}\" is not present with pull policy of Never"
-                    ),
-                ))
-            }
-            ("Never" | "IfNotPresent", Some(i)) => return Ok(i),
-            ("Always", Some(i)) => {
-                let auth = self.pull_auth(pod, &image_ref).await;
-                let remote = shared
-                    .registry
-                    .remote_digest(&image_ref, &auth)
-                    .await
-                    .map_err(pulled)?;
-                if remote == i.id {
-                    return Ok(i);
-                }
-                info!(pod = %name(pod), image = %image_ref, %remote, local = %i.id, "image changed at the registry, pulling");
-                shared
-                    .registry
-                    .pull(&shared.containerd, &image_ref, &auth)
-                    .await
-                    .map_err(pulled)?;
-            }
-            _ => {
-                let auth = self.pull_auth(pod, &image_ref).await;
-                info!(pod = %name(pod), image = %image_ref, "pulling image");
-                shared
-                    .registry
-                    .pull(&shared.containerd, &image_ref, &auth)
-                    .await
-                    .map_err(pulled)?;
-            }
-        }
-        shared
-            .containerd
-            .resolve_image(&image_ref)
-            .await
-            .map_err(|e| ("ErrImagePull", e.to_string()))
-    }
-
-    /// Registry credentials for `image` from the pod's imagePullSecrets. Like the kubelet, a
-    /// secret that cannot be read is logged and the pull goes on without it.
-    async fn pull_auth(&self, pod: &Pod, image: &str) -> oci_client::secrets::RegistryAuth {
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let api = Api::<Secret>::namespaced(self.shared.client.clone(), ns);
-        let mut datas = Vec::new();
-        let refs = pod.spec.as_ref().and_then(|s| s.image_pull_secrets.clone());
-        for r in refs.into_iter().flatten() {
-            match api.get_opt(&r.name).await {
-                Ok(Some(secret)) => datas.push(
-                    secret
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0))
-                        .collect::<BTreeMap<_, _>>(),
-                ),
-                Ok(None) => warn!(pod = %name(pod), secret = %r.name, "imagePullSecret not found"),
-                Err(e) => {
-                    warn!(pod = %name(pod), secret = %r.name, error = %e, "reading imagePullSecret")
-                }
-            }
-        }
-        crate::images::registry::auth_for(&datas, &crate::images::registry::registry_of(image))
-    }
-
-    /// Write the files of the configMap and secret volumes this container mounts under the pod
-    /// directory (`volumes/<name>/<key>`); they are bind-mounted read-only.
-    async fn write_config_volumes(
-        &self,
-        pod: &Pod,
-        c: &Container,
-        pod_dir: &std::path::Path,
-    ) -> anyhow::Result<()> {
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let volumes = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.volumes.clone())
-            .unwrap_or_default();
-        let client = self.shared.client.clone();
-        for m in c.volume_mounts.iter().flatten() {
-            let Some(v) = volumes.iter().find(|v| v.name == m.name) else {
-                continue;
-            };
-            // (key → bytes, items, default mode), or None when an optional source is missing.
-            let (data, items, mode): VolumeSource = if let Some(src) = &v.config_map {
-                let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
-                    .get_opt(&src.name)
-                    .await?;
-                let data = match cm {
-                    Some(cm) => {
-                        let mut d: BTreeMap<String, Vec<u8>> = cm
-                            .data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.into_bytes()))
-                            .collect();
-                        for (k, v) in cm.binary_data.unwrap_or_default() {
-                            d.insert(k, v.0);
-                        }
-                        Some(d)
-                    }
-                    None if src.optional.unwrap_or(false) => None,
-                    None => anyhow::bail!("configmap \"{}\" not found", src.name),
-                };
-                (data, src.items.clone(), src.default_mode)
-            } else if let Some(src) = &v.secret {
-                let name = src.secret_name.clone().unwrap_or_default();
-                let secret = Api::<Secret>::namespaced(client.clone(), &ns)
-                    .get_opt(&name)
-                    .await?;
-                let data = match secret {
-                    Some(s) => {
-                        let mut d: BTreeMap<String, Vec<u8>> = s
-                            .data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.0))
-                            .collect();
-                        for (k, v) in s.string_data.unwrap_or_default() {
-                            d.insert(k, v.into_bytes());
-                        }
-                        Some(d)
-                    }
-                    None if src.optional.unwrap_or(false) => None,
-                    None => anyhow::bail!("secret \"{name}\" not found"),
-                };
-                (data, src.items.clone(), src.default_mode)
-            } else {
-                continue;
-            };
-            let dir = pod_dir.join("volumes").join(&v.name);
-            std::fs::create_dir_all(&dir)?;
-            let data = data.unwrap_or_default();
-            let files: Vec<(String, &Vec<u8>, Option<i32>)> = match &items {
-                Some(items) => items
-                    .iter()
-                    .map(|i| {
-                        data.get(&i.key)
-                            .map(|d| (i.path.clone(), d, i.mode))
-                            .ok_or_else(|| anyhow::anyhow!("volume {}: no key {}", v.name, i.key))
-                    })
-                    .collect::<anyhow::Result<_>>()?,
-                None => data.iter().map(|(k, d)| (k.clone(), d, None)).collect(),
-            };
-            for (path, bytes, file_mode) in files {
-                if path.split('/').any(|p| p == "..") || path.starts_with('/') {
-                    anyhow::bail!("volume {}: invalid path {path}", v.name);
-                }
-                let target = dir.join(&path);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                let tmp = target.with_extension("skiff-tmp");
-                std::fs::write(&tmp, bytes)?;
-                use std::os::unix::fs::PermissionsExt;
-                let m = file_mode.or(mode).unwrap_or(0o644) as u32;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(m))?;
-                std::fs::rename(&tmp, &target)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Values of env entries that reference ConfigMaps and Secrets.
-    async fn resolve_env_refs(
-        &self,
-        pod: &Pod,
-        c: &Container,
-    ) -> anyhow::Result<BTreeMap<String, String>> {
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let client = self.shared.client.clone();
-        let mut out = BTreeMap::new();
-        for env in c.env.iter().flatten() {
-            let Some(from) = &env.value_from else {
-                continue;
-            };
-            if let Some(r) = &from.config_map_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                let cm = Api::<ConfigMap>::namespaced(client.clone(), &ns)
-                    .get_opt(&r.name)
-                    .await?;
-                match cm.and_then(|cm| cm.data.and_then(|d| d.get(&r.key).cloned())) {
-                    Some(v) => {
-                        out.insert(env.name.clone(), v);
-                    }
-                    None if optional => {}
-                    None => anyhow::bail!("configmap {}/{} key {} not found", ns, r.name, r.key),
-                }
-            } else if let Some(r) = &from.secret_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                let s = Api::<Secret>::namespaced(client.clone(), &ns)
-                    .get_opt(&r.name)
-                    .await?;
-                match s.and_then(|s| s.data.and_then(|d| d.get(&r.key).cloned())) {
-                    Some(v) => {
-                        out.insert(env.name.clone(), String::from_utf8_lossy(&v.0).into_owned());
-                    }
-                    None if optional => {}
-                    None => anyhow::bail!("secret {}/{} key {} not found", ns, r.name, r.key),
-                }
-            }
-        }
-        Ok(out)
     }
 
     async fn write_status(
@@ -894,7 +793,7 @@ impl Worker {
         pod: &Pod,
         init_views: &[ContainerView],
         views: &[ContainerView],
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), WorkerError> {
         let pod_ip = self.pod_ip(pod);
         let st = status::pod_status(
             pod,
@@ -904,37 +803,12 @@ impl Worker {
             pod_ip.as_deref(),
             Utc::now(),
         );
-        let value = serde_json::to_value(&st)?;
-        let current = pod.status.as_ref().map(serde_json::to_value).transpose()?;
-        if self.last_status.as_ref() == Some(&value) || current.as_ref() == Some(&value) {
-            return Ok(());
-        }
-        let api = Api::<Pod>::namespaced(
-            self.shared.client.clone(),
-            pod.metadata.namespace.as_deref().unwrap_or("default"),
-        );
-        let name = pod.metadata.name.as_deref().unwrap_or_default();
-        match api
-            .patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "status": value })),
-            )
-            .await
-        {
-            Ok(_) => {
-                debug!(pod = %name, phase = ?st.phase, "status written");
-                self.last_status = Some(value);
-                Ok(())
-            }
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(e) => Err(e).context("writing pod status"),
-        }
+        Ok(self.status.write(&self.shared.client, pod, &st).await?)
     }
 
     /// Stop every container of the pod (SIGTERM, grace period, SIGKILL), remove them and the
     /// pod's directory, then delete the pod object (if given) with gracePeriodSeconds=0.
-    async fn teardown(&mut self, pod: Option<&Pod>) -> anyhow::Result<()> {
+    async fn teardown(&mut self, pod: Option<&Pod>) -> Result<(), WorkerError> {
         let uid = self.uid.clone();
         let grace = pod
             .and_then(|p| {
@@ -948,7 +822,11 @@ impl Worker {
             .max(0) as u64;
         self.probers.clear();
         stop_pod_containers(&self.shared, &uid, Duration::from_secs(grace)).await?;
-        self.shared.network.remove(&uid).await?;
+        self.shared
+            .network
+            .remove(&uid)
+            .await
+            .map_err(WorkerError::Network)?;
         self.sandbox = None;
         if let Some(p) = pod {
             let ns = p
@@ -971,7 +849,7 @@ impl Worker {
             match api.delete(&name, &params).await {
                 Ok(_) => info!(pod = %format!("{ns}/{name}"), "pod stopped and deleted"),
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-                Err(e) => return Err(e).context("deleting the pod object"),
+                Err(e) => return Err(WorkerError::DeletePod(e)),
             }
         }
         Ok(())
@@ -1011,14 +889,6 @@ pub async fn stop_pod_containers(
     }
     Ok(())
 }
-
-/// The files of a configMap or secret volume (key → bytes; `None` when an optional source is
-/// missing), its `items` and its default mode.
-type VolumeSource = (
-    Option<BTreeMap<String, Vec<u8>>>,
-    Option<Vec<k8s_openapi::api::core::v1::KeyToPath>>,
-    Option<i32>,
-);
 
 /// A container that waits for something else (e.g. `PodInitializing`).
 fn pending_view(c: &Container, reason: &str) -> ContainerView {
@@ -1072,52 +942,6 @@ fn exit_reason(code: i32, cgroup: &str) -> &'static str {
     }
 }
 
-/// Host directories for the container's volumeMounts (emptyDir and hostPath volumes).
-fn volume_binds(
-    pod: &Pod,
-    c: &Container,
-    pod_dir: &std::path::Path,
-) -> anyhow::Result<Vec<BindMount>> {
-    let volumes = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.clone())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for m in c.volume_mounts.iter().flatten() {
-        let v = volumes
-            .iter()
-            .find(|v| v.name == m.name)
-            .ok_or_else(|| anyhow::anyhow!("volumeMount {} names no volume", m.name))?;
-        let config_volume = v.config_map.is_some() || v.secret.is_some();
-        let host = if v.empty_dir.is_some() || config_volume {
-            let d = pod_dir.join("volumes").join(&v.name);
-            std::fs::create_dir_all(&d)?;
-            d.display().to_string()
-        } else if let Some(hp) = &v.host_path {
-            if hp.type_.as_deref() == Some("DirectoryOrCreate") {
-                std::fs::create_dir_all(&hp.path)?;
-            }
-            hp.path.clone()
-        } else {
-            anyhow::bail!(
-                "volume {}: only emptyDir, hostPath, configMap and secret are supported",
-                v.name
-            );
-        };
-        let host = match &m.sub_path {
-            Some(sp) if !sp.is_empty() => format!("{host}/{sp}"),
-            _ => host,
-        };
-        out.push(BindMount {
-            host_path: host,
-            container_path: m.mount_path.clone(),
-            read_only: config_volume || m.read_only.unwrap_or(false),
-        });
-    }
-    Ok(out)
-}
-
 fn name(pod: &Pod) -> String {
     format!(
         "{}/{}",
@@ -1137,5 +961,70 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn pods_terminate_when_deleted_or_gone() {
+        let mut pod = Pod::default();
+        assert_eq!(pod_step(Some(&pod)), PodStep::Sync);
+        pod.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        assert_eq!(
+            pod_step(Some(&pod)),
+            PodStep::Terminate {
+                delete_object: true
+            }
+        );
+        assert_eq!(
+            pod_step(None),
+            PodStep::Terminate {
+                delete_object: false
+            }
+        );
+    }
+
+    #[test]
+    fn containers_start_run_restart_and_back_off() {
+        let now = Utc::now();
+        assert_eq!(next_step(None, "Always", now), ContainerStep::Start);
+        let running = TaskState::Running { pid: 1 };
+        assert_eq!(
+            next_step(Some((0, &running)), "Always", now),
+            ContainerStep::Running
+        );
+        assert_eq!(
+            next_step(Some((0, &TaskState::Created)), "Always", now),
+            ContainerStep::Replace
+        );
+        let exited = |code, secs_ago| TaskState::Exited {
+            code,
+            at: Some(now - chrono::Duration::seconds(secs_ago)),
+        };
+        // The first restart is immediate; the next waits 10 s after the exit.
+        assert_eq!(
+            next_step(Some((0, &exited(1, 0))), "Always", now),
+            ContainerStep::Restart
+        );
+        assert_eq!(
+            next_step(Some((1, &exited(1, 4))), "Always", now),
+            ContainerStep::BackOff {
+                delay: Duration::from_secs(10),
+                remaining: Duration::from_secs(6)
+            }
+        );
+        assert_eq!(
+            next_step(Some((1, &exited(1, 10))), "Always", now),
+            ContainerStep::Restart
+        );
+        assert_eq!(
+            next_step(Some((0, &exited(0, 0))), "OnFailure", now),
+            ContainerStep::Stay
+        );
+        assert_eq!(
+            next_step(Some((0, &exited(1, 0))), "Never", now),
+            ContainerStep::Stay
+        );
     }
 }
