@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
             return skiff_agent::kubelet::cri_log::run_writer(file)
         }
         Some(Command::BuildBusyboxImage { out, busybox, name }) => {
-            skiff_agent::images::layout::build_busybox_layout(busybox, out, name)?;
+            skiff_agent::images::busybox::build_busybox_layout(busybox, out, name)?;
             return Ok(());
         }
         None => {}

@@ -16,6 +16,17 @@ use crate::which;
 /// The busybox test image (built from Debian's busybox-static). Tagged, not `:latest`: a
 /// `:latest` image defaults to imagePullPolicy Always, which would ask a registry for it.
 pub const IMAGE: &str = "skiff.test/busybox:v1";
+/// The busybox test image ([`IMAGE`]) as an OCI layout tarball `busybox.tar` in `dir`, built
+/// from the host's `/bin/busybox` (Debian's busybox-static) unless it is there already.
+pub fn busybox_layout(dir: &Path) -> PathBuf {
+    let tar = dir.join("busybox.tar");
+    if !tar.exists() {
+        skiff_agent::images::busybox::build_busybox_layout(Path::new("/bin/busybox"), &tar, IMAGE)
+            .expect("building the busybox test image");
+    }
+    tar
+}
+
 /// The containerd namespace [`ContainerdProc::client`] and [`AgentRun::start`] use.
 pub const NS: &str = "skiff-test";
 
@@ -124,15 +135,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     /// Build the busybox image layout (under `dir`) and import it into `namespace` once per
     /// name in `names` (the same image under several references).
     pub async fn import_busybox(&self, namespace: &str, dir: &Path, names: &[&str]) {
-        let tar = dir.join("busybox.tar");
-        if !tar.exists() {
-            skiff_agent::images::layout::build_busybox_layout(
-                Path::new("/bin/busybox"),
-                &tar,
-                IMAGE,
-            )
-            .unwrap();
-        }
+        let tar = busybox_layout(dir);
         let cd = self.client_in(namespace).await;
         for name in names {
             let created = cd.import_layout_tar(&tar, Some(name)).await.unwrap();

@@ -4,7 +4,6 @@
 //! The test image is built from Debian's busybox-static as an OCI layout tarball and imported
 //! through containerd's content, images, snapshots and diff services.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -38,9 +37,7 @@ impl Env {
             .prefix("skiff-agent-")
             .tempdir()
             .unwrap();
-        let tar = root.path().join("busybox.tar");
-        skiff_agent::images::layout::build_busybox_layout(Path::new("/bin/busybox"), &tar, IMAGE)
-            .unwrap();
+        let tar = skiff_testkit::containerd::busybox_layout(root.path());
         let names = containerd
             .client()
             .await

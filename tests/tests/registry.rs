@@ -546,13 +546,7 @@ impl Env {
             .prefix("skiff-agent-")
             .tempdir()
             .unwrap();
-        let layout = root.path().join("busybox.tar");
-        skiff_agent::images::layout::build_busybox_layout(
-            Path::new("/bin/busybox"),
-            &layout,
-            IMAGE,
-        )
-        .unwrap();
+        let layout = skiff_testkit::containerd::busybox_layout(root.path());
         let mut config = AgentRun::config(
             node,
             &containerd,

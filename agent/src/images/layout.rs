@@ -113,82 +113,26 @@ impl Containerd {
     }
 }
 
-/// Build an OCI image layout tarball holding a single-layer busybox image made from a static
-/// busybox binary (Debian's busybox-static): `bin/busybox` plus links for common applets.
-/// Used by the tests and for offline demos: `skiff-agent load-image` imports the result.
-pub fn build_busybox_layout(busybox: &Path, out: &Path, name: &str) -> anyhow::Result<()> {
-    let binary =
-        std::fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
-    // The layer: an uncompressed tar (its digest is the diff ID), then gzip (the blob).
-    let mut layer = tar::Builder::new(Vec::new());
-    let dir = |path: &str| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_path(path).unwrap();
-        h.set_mode(0o755);
-        h.set_size(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        h
-    };
-    for d in [
-        "bin/", "etc/", "tmp/", "proc/", "sys/", "dev/", "var/", "www/",
-    ] {
-        layer.append(&dir(d), std::io::empty())?;
-    }
-    let mut h = tar::Header::new_gnu();
-    h.set_path("bin/busybox")?;
-    h.set_mode(0o755);
-    h.set_size(binary.len() as u64);
-    h.set_mtime(0);
-    h.set_cksum();
-    layer.append(&h, binary.as_slice())?;
-    for applet in [
-        "sh", "echo", "httpd", "sleep", "hostname", "cat", "wget", "mkdir", "ls", "env", "true",
-        "false", "id", "nc", "ps", "kill", "test", "grep",
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Symlink);
-        h.set_path(format!("bin/{applet}"))?;
-        h.set_link_name("busybox")?;
-        h.set_mode(0o777);
-        h.set_size(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        layer.append(&h, std::io::empty())?;
-    }
-    for (path, content) in [
-        (
-            "etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-        ),
-        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
-        ("www/index.html", "hello from skiff\n"),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_path(path)?;
-        h.set_mode(0o644);
-        h.set_size(content.len() as u64);
-        h.set_mtime(0);
-        h.set_cksum();
-        layer.append(&h, content.as_bytes())?;
-    }
-    let layer_tar = layer.into_inner()?;
-    let diff_id = sha256_digest(&layer_tar);
+/// Write an OCI image layout tarball at `out` holding one image, `name`, of one layer:
+/// `layer_tar` (an uncompressed tar, whose digest is the diff ID) stored gzipped, with
+/// `process` as the image config's `config` (`Env`, `Entrypoint`, `Cmd`, `WorkingDir`, ...).
+/// The inverse of [`read_layout_tar`]; `skiff-agent load-image` imports the result.
+pub fn write_single_layer_layout(
+    out: &Path,
+    name: &str,
+    layer_tar: &[u8],
+    process: serde_json::Value,
+) -> anyhow::Result<()> {
+    let diff_id = sha256_digest(layer_tar);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&layer_tar)?;
+    gz.write_all(layer_tar)?;
     let layer_gz = gz.finish()?;
     let layer_digest = sha256_digest(&layer_gz);
 
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": oci_arch(),
         "os": "linux",
-        "config": {
-            "Env": ["PATH=/bin"],
-            "Entrypoint": ["/bin/sh", "-c"],
-            "Cmd": ["echo hello from busybox"],
-            "WorkingDir": "/",
-        },
+        "config": process,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     }))?;
     let config_digest = sha256_digest(&config);
@@ -240,39 +184,33 @@ pub fn build_busybox_layout(busybox: &Path, out: &Path, name: &str) -> anyhow::R
 
 #[cfg(test)]
 mod tests {
-    use oci_spec::image::{ImageConfiguration, ImageManifest};
-
     use super::*;
 
     #[test]
-    fn busybox_layout_is_a_valid_oci_layout() {
+    fn a_written_layout_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let fake = dir.path().join("busybox");
-        std::fs::write(&fake, b"not really busybox").unwrap();
         let out = dir.path().join("img.tar");
-        build_busybox_layout(&fake, &out, "skiff.test/busybox:latest").unwrap();
-        let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
-        let mut files = BTreeMap::new();
-        for e in archive.entries().unwrap() {
-            let mut e = e.unwrap();
-            let p = e.path().unwrap().to_string_lossy().to_string();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data).unwrap();
-            files.insert(p, data);
-        }
-        let index: ImageIndex = serde_json::from_slice(&files["index.json"]).unwrap();
+        let mut layer = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("hello").unwrap();
+        h.set_size(2);
+        h.set_cksum();
+        layer.append(&h, &b"hi"[..]).unwrap();
+        let layer = layer.into_inner().unwrap();
+        let process = serde_json::json!({"Cmd": ["/hello"]});
+        write_single_layer_layout(&out, "skiff.test/hello:v1", &layer, process).unwrap();
+        let (index, blobs) = read_layout_tar(&out).unwrap();
         let m = &index.manifests()[0];
-        let blob = |d: &str| &files[&format!("blobs/sha256/{}", d.trim_start_matches("sha256:"))];
-        let manifest_bytes = blob(m.digest().as_ref());
-        assert_eq!(&sha256_digest(manifest_bytes), m.digest().as_ref() as &str);
-        let manifest: ImageManifest = serde_json::from_slice(manifest_bytes).unwrap();
-        let config: ImageConfiguration =
-            serde_json::from_slice(blob(manifest.config().digest().as_ref())).unwrap();
-        let layer = blob(manifest.layers()[0].digest().as_ref());
-        let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(layer.as_slice())
-            .read_to_end(&mut raw)
-            .unwrap();
-        assert_eq!(sha256_digest(&raw), config.rootfs().diff_ids()[0]);
+        let names = m.annotations().clone().unwrap_or_default();
+        assert_eq!(names["io.containerd.image.name"], "skiff.test/hello:v1");
+        let manifest =
+            super::super::store::parse_manifest(&blobs[m.digest().as_ref() as &str]).unwrap();
+        let config: oci_spec::image::ImageConfiguration =
+            serde_json::from_slice(&blobs[manifest.config().digest().as_ref() as &str]).unwrap();
+        assert_eq!(config.rootfs().diff_ids()[0], sha256_digest(&layer));
+        assert_eq!(
+            config.config().as_ref().unwrap().cmd().as_deref(),
+            Some(&["/hello".to_string()][..])
+        );
     }
 }

@@ -3,13 +3,14 @@
 //! - [`store`]: containerd's content, images, snapshots and diff services: blobs written under a
 //!   lease, image records, layers unpacked into the snapshotter.
 //! - [`layout`]: OCI image layout tarballs: import (`skiff-agent load-image`, the agent API) and
-//!   the single-layer busybox image the tests and `make up` build.
+//!   writing a single-layer image; [`busybox`]: the image the tests and `make up` run.
 //! - [`registry`]: pulls over the distribution API, and registry credentials.
 //! - [`manager`]: the image manager the kubelet asks for an image: pull policy, the kubelet's
 //!   typed image errors; [`pull_secrets`]: registry credentials from imagePullSecrets.
 //!
 //! Dependencies run one way: manager → {registry, layout} → store → [`crate::runtime`].
 
+pub mod busybox;
 pub mod layout;
 pub mod manager;
 pub mod pull_secrets;
