@@ -67,7 +67,13 @@ pub fn normalize_reference(reference: &str) -> String {
 
 /// `sha256:<hex>` of some bytes.
 pub fn sha256_digest(data: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(data))
+    use std::fmt::Write;
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in Sha256::digest(data) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// Chain IDs of a layer stack from its diff IDs (OCI image spec: `ChainID(L0|…|Ln)`).
@@ -154,5 +160,9 @@ mod tests {
         let chains = chain_ids(&ids);
         assert_eq!(chains[0], "sha256:a");
         assert_eq!(chains[1], sha256_digest(b"sha256:a sha256:b"));
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 }

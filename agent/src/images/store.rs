@@ -26,6 +26,7 @@ use containerd_client::tonic::{self, Code};
 use containerd_client::types::Descriptor;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 
 use super::{chain_ids, choose_platform, normalize_reference, sha256_digest, ResolvedImage};
@@ -201,7 +202,7 @@ impl Containerd {
         let reference = format!(
             "skiff-{}-{}",
             digest.trim_start_matches("sha256:"),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+            Timestamp::now().as_nanosecond()
         );
         let msgs = write_requests(reference, digest.to_string(), total, chunks, labels);
         let mut req = tonic::Request::new(msgs);
@@ -247,11 +248,8 @@ impl Containerd {
 
     /// A lease that protects content written during an import; removed by [`Self::end_lease`].
     pub(crate) async fn start_lease(&self) -> anyhow::Result<String> {
-        let id = format!(
-            "skiff-import-{}",
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        );
-        let expire = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+        let id = format!("skiff-import-{}", Timestamp::now().as_nanosecond());
+        let expire = (Timestamp::now() + SignedDuration::from_hours(1)).to_string();
         self.client
             .leases()
             .create(request(
@@ -442,10 +440,7 @@ impl Containerd {
         for (i, layer) in manifest.layers().iter().enumerate() {
             let chain = &chains[i];
             if !self.snapshot_exists(chain).await? {
-                let key = format!(
-                    "extract-{}-{chain}",
-                    chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-                );
+                let key = format!("extract-{}-{chain}", Timestamp::now().as_nanosecond());
                 let mut snaps = self.client.snapshots();
                 let mut prep = request(
                     &self.namespace,

@@ -128,7 +128,8 @@ fn write_records(
     if records.is_empty() {
         return Ok(());
     }
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    // RFC 3339 in UTC with nanoseconds, as the CRI log format has it.
+    let now = format!("{:.9}", k8s_openapi::jiff::Timestamp::now());
     let mut text = Vec::new();
     for (full, line) in records {
         let tag = if *full { 'F' } else { 'P' };

@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
     DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
     NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use tracing::{info, warn};
 
@@ -133,7 +133,7 @@ pub fn node_status(
     runtime_version: &str,
     previous: Option<&NodeStatus>,
 ) -> NodeStatus {
-    let now = Utc::now();
+    let now = Timestamp::now();
     let capacity = BTreeMap::from([
         ("cpu".to_string(), Quantity(host.cpus.to_string())),
         (
@@ -148,13 +148,13 @@ pub fn node_status(
             .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
             .filter(|c| c.status == status)
             .and_then(|c| c.last_transition_time.clone())
-            .unwrap_or(super::status::ktime(now));
+            .unwrap_or(Time(now));
         NodeCondition {
             type_: kind.into(),
             status: status.into(),
             reason: Some(reason.into()),
             message: Some(message.into()),
-            last_heartbeat_time: Some(super::status::ktime(now)),
+            last_heartbeat_time: Some(Time(now)),
             last_transition_time: Some(last_transition),
         }
     };
@@ -269,7 +269,7 @@ pub async fn update_status(
 pub async fn renew_lease(shared: &Shared, node: &Node) -> anyhow::Result<()> {
     let api = Api::<Lease>::namespaced(shared.client.clone(), LEASE_NAMESPACE);
     let name = &shared.config.node_name;
-    let now = MicroTime(super::status::jiff_ts(Utc::now()));
+    let now = MicroTime(Timestamp::now());
     match api.get_opt(name).await? {
         Some(mut lease) => {
             let spec = lease.spec.get_or_insert_with(Default::default);

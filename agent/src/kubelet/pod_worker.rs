@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
 use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, Preconditions};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
@@ -183,11 +183,7 @@ enum ContainerStep {
 
 /// The container-level state machine: the latest run (its attempt number and task state),
 /// the restart policy and the time decide what happens next.
-fn next_step(
-    latest: Option<(u32, &TaskState)>,
-    policy: &str,
-    now: chrono::DateTime<Utc>,
-) -> ContainerStep {
+fn next_step(latest: Option<(u32, &TaskState)>, policy: &str, now: Timestamp) -> ContainerStep {
     let Some((attempt, state)) = latest else {
         return ContainerStep::Start;
     };
@@ -199,14 +195,13 @@ fn next_step(
                 return ContainerStep::Stay;
             }
             let delay = status::backoff(attempt);
-            let due = at.unwrap_or(now) + chrono::Duration::from_std(delay).unwrap_or_default();
-            if due <= now {
-                ContainerStep::Restart
-            } else {
-                ContainerStep::BackOff {
+            let since_exit = now.duration_since(at.unwrap_or(now));
+            match SignedDuration::try_from(delay).map(|d| d - since_exit) {
+                Ok(left) if left.is_positive() => ContainerStep::BackOff {
                     delay,
-                    remaining: (due - now).to_std().unwrap_or_default(),
-                }
+                    remaining: left.unsigned_abs(),
+                },
+                _ => ContainerStep::Restart,
             }
         }
     }
@@ -324,7 +319,7 @@ impl Worker {
             .containerd
             .list_pod_containers(Some(&uid))
             .await?;
-        let now = Utc::now();
+        let now = Timestamp::now();
         let mut live = HashSet::new();
         // Init containers run one at a time, in order, each to success.
         let init_policy = if policy == "Never" {
@@ -371,7 +366,7 @@ impl Worker {
         c: &Container,
         observed: &[PodContainer],
         policy: &str,
-        now: chrono::DateTime<Utc>,
+        now: Timestamp,
         init: bool,
         live: &mut HashSet<String>,
     ) -> anyhow::Result<ContainerView> {
@@ -648,7 +643,7 @@ impl Worker {
                 view.container_id = Some(format!("containerd://{id}"));
                 view.image_id = image_id;
                 view.state = State::Running {
-                    started_at: Some(Utc::now()),
+                    started_at: Some(Timestamp::now()),
                 };
                 // Probed containers become ready through their probes; init containers never
                 // are while they run.
@@ -801,7 +796,7 @@ impl Worker {
             views,
             &self.shared.host_ip,
             pod_ip.as_deref(),
-            Utc::now(),
+            Timestamp::now(),
         );
         Ok(self.status.write(&self.shared.client, pod, &st).await?)
     }
@@ -987,7 +982,7 @@ mod tests {
 
     #[test]
     fn containers_start_run_restart_and_back_off() {
-        let now = Utc::now();
+        let now = Timestamp::now();
         assert_eq!(next_step(None, "Always", now), ContainerStep::Start);
         let running = TaskState::Running { pid: 1 };
         assert_eq!(
@@ -1000,7 +995,7 @@ mod tests {
         );
         let exited = |code, secs_ago| TaskState::Exited {
             code,
-            at: Some(now - chrono::Duration::seconds(secs_ago)),
+            at: Some(now - SignedDuration::from_secs(secs_ago)),
         };
         // The first restart is immediate; the next waits 10 s after the exit.
         assert_eq!(

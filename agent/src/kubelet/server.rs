@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 use super::Shared;
@@ -57,10 +58,7 @@ impl LogQuery {
     /// The earliest log time asked for (`sinceSeconds` counts back from now, as the kubelet
     /// counts it when the request arrives), or why the request is invalid: the checks
     /// Kubernetes' PodLogOptions validation makes.
-    pub fn since(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+    pub fn since(&self, now: Timestamp) -> Result<Option<Timestamp>, String> {
         match (self.since_seconds, self.since_time.as_deref()) {
             (Some(_), Some(_)) => {
                 Err("at most one of `sinceTime` or `sinceSeconds` may be specified".into())
@@ -68,9 +66,13 @@ impl LogQuery {
             (Some(s), None) if s < 1 => Err(format!(
                 "sinceSeconds: Invalid value: {s}: must be greater than 0"
             )),
-            (Some(s), None) => Ok(Some(now - chrono::Duration::seconds(s))),
-            (None, Some(t)) => chrono::DateTime::parse_from_rfc3339(t)
-                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+            (Some(s), None) => Ok(Some(
+                now.saturating_sub(SignedDuration::from_secs(s))
+                    .unwrap_or(Timestamp::MIN),
+            )),
+            (None, Some(t)) => t
+                .parse::<Timestamp>()
+                .map(Some)
                 .map_err(|e| format!("sinceTime: Invalid value: {t:?}: not an RFC 3339 time: {e}")),
             (None, None) => Ok(None),
         }
@@ -79,13 +81,13 @@ impl LogQuery {
 
 /// Drop the lines logged before `since` (the kubelet skips exactly those). A line whose
 /// timestamp does not parse is kept: dropping output silently would be worse than showing it.
-fn keep_since(
-    lines: &mut Vec<super::cri_log::Line<'_>>,
-    since: Option<chrono::DateTime<chrono::Utc>>,
-) {
+fn keep_since(lines: &mut Vec<super::cri_log::Line<'_>>, since: Option<Timestamp>) {
     let Some(since) = since else { return };
-    lines
-        .retain(|l| chrono::DateTime::parse_from_rfc3339(l.timestamp).map_or(true, |t| t >= since));
+    lines.retain(|l| {
+        l.timestamp
+            .parse::<Timestamp>()
+            .map_or(true, |t| t >= since)
+    });
 }
 
 /// Cut `out` to what is left of a `limitBytes` budget and take it from the budget.
@@ -216,7 +218,7 @@ async fn container_logs(
             format!("{what} \"{container}\" in pod \"{pod}\" has no logs"),
         );
     };
-    let since = match q.since(chrono::Utc::now()) {
+    let since = match q.since(Timestamp::now()) {
         Ok(since) => since,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
@@ -337,7 +339,7 @@ struct Follow {
     file: PathBuf,
     cri: bool,
     timestamps: bool,
-    since: Option<chrono::DateTime<chrono::Utc>>,
+    since: Option<Timestamp>,
     /// What is left of `limitBytes`.
     remaining: Option<usize>,
 }
@@ -353,10 +355,10 @@ async fn read_from(path: &Path, offset: u64) -> std::io::Result<Vec<u8>> {
 
 /// POST an OCI layout tarball as the body; answers with the image names imported.
 async fn load_image(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    let tmp = shared.config.root_dir.join(format!(
-        "upload-{}.tar",
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
+    let tmp = shared
+        .config
+        .root_dir
+        .join(format!("upload-{}.tar", Timestamp::now().as_nanosecond()));
     if let Err(e) = tokio::fs::write(&tmp, &body).await {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -385,21 +387,13 @@ mod tests {
 
     #[test]
     fn since_seconds_and_since_time_as_podlogoptions_validates_them() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:01:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
+        let now = "2026-01-01T00:01:00Z".parse::<Timestamp>().unwrap();
         let q = |s: Option<i64>, t: Option<&str>| LogQuery {
             since_seconds: s,
             since_time: t.map(str::to_string),
             ..Default::default()
         };
-        let at = |t: &str| {
-            Some(
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .unwrap()
-                    .with_timezone(&chrono::Utc),
-            )
-        };
+        let at = |t: &str| Some(t.parse::<Timestamp>().unwrap());
         assert_eq!(q(None, None).since(now), Ok(None));
         assert_eq!(q(Some(10), None).since(now), Ok(at("2026-01-01T00:00:50Z")));
         assert_eq!(
@@ -426,9 +420,7 @@ mod tests {
                      2026-01-01T00:00:01Z stdout F edge\n\
                      2026-01-01T00:00:02.25Z stderr F new\n";
         let (mut lines, _) = crate::kubelet::cri_log::parse(data);
-        let since = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:01Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
+        let since = "2026-01-01T00:00:01Z".parse::<Timestamp>().unwrap();
         keep_since(&mut lines, Some(since));
         assert_eq!(
             crate::kubelet::cri_log::render(&lines, false),

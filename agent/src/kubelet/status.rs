@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, Pod, PodCondition, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
 /// Restart back-off after the `restarts`-th restart: the first restart is immediate, then 10 s
 /// doubling up to 5 minutes (as the kubelet does).
@@ -33,8 +33,8 @@ pub fn should_restart(policy: &str, code: i32) -> bool {
 pub struct Terminated {
     pub exit_code: i32,
     pub reason: String,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
     pub container_id: String,
 }
 
@@ -42,7 +42,7 @@ pub struct Terminated {
 #[derive(Clone, Debug, PartialEq)]
 pub enum State {
     Waiting { reason: String, message: String },
-    Running { started_at: Option<DateTime<Utc>> },
+    Running { started_at: Option<Timestamp> },
     Terminated(Terminated),
 }
 
@@ -59,18 +59,8 @@ pub struct ContainerView {
     pub ready: bool,
 }
 
-fn time(t: Option<DateTime<Utc>>) -> Option<Time> {
-    t.map(ktime)
-}
-
-/// A chrono time as the Kubernetes API type.
-pub fn ktime(t: DateTime<Utc>) -> Time {
-    Time(jiff_ts(t))
-}
-
-pub fn jiff_ts(t: DateTime<Utc>) -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32)
-        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+fn time(t: Option<Timestamp>) -> Option<Time> {
+    t.map(Time)
 }
 
 fn terminated(t: &Terminated) -> ContainerStateTerminated {
@@ -163,7 +153,7 @@ fn condition(
     ok: bool,
     reason: Option<&str>,
     previous: Option<&PodStatus>,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     // Keep the transition time while the condition's status does not change.
@@ -172,7 +162,7 @@ fn condition(
         .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
         .filter(|c| c.status == status)
         .and_then(|c| c.last_transition_time.clone())
-        .unwrap_or(ktime(now));
+        .unwrap_or(Time(now));
     PodCondition {
         type_: kind.to_string(),
         status: status.to_string(),
@@ -189,7 +179,7 @@ pub fn pod_status(
     views: &[ContainerView],
     host_ip: &str,
     pod_ip: Option<&str>,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> PodStatus {
     let previous = pod.status.as_ref();
     let policy = pod
@@ -232,7 +222,7 @@ pub fn pod_status(
     ];
     let start_time = previous
         .and_then(|s| s.start_time.clone())
-        .unwrap_or(ktime(now));
+        .unwrap_or(Time(now));
     PodStatus {
         phase: Some(phase.to_string()),
         conditions: Some(conditions),
@@ -358,7 +348,7 @@ mod tests {
             "spec": {"restartPolicy": "Never", "containers": [{"name": "c"}]}
         }))
         .unwrap();
-        let now = Utc::now();
+        let now = Timestamp::now();
         let s = pod_status(
             &pod,
             &[],
@@ -414,7 +404,7 @@ mod tests {
             }))
             .unwrap()
         };
-        let now = Utc::now();
+        let now = Timestamp::now();
         let app = [view(waiting("PodInitializing"), None)];
         let cond = |s: &PodStatus, kind: &str| {
             s.conditions

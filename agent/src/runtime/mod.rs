@@ -20,6 +20,7 @@ use containerd_client::services::v1::{
 use containerd_client::tonic::metadata::MetadataMap;
 use containerd_client::tonic::{self, Code};
 use containerd_client::types::v1::Status as ProcStatus;
+use k8s_openapi::jiff::Timestamp;
 use oci_spec::runtime::Spec;
 
 pub const SNAPSHOTTER: &str = "overlayfs";
@@ -83,7 +84,7 @@ pub struct PodContainer {
     pub attempt: u32,
     pub log_path: String,
     pub image: String,
-    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: Option<Timestamp>,
 }
 
 /// What the task of a container is doing.
@@ -97,15 +98,15 @@ pub enum TaskState {
     },
     Exited {
         code: i32,
-        at: Option<chrono::DateTime<chrono::Utc>>,
+        at: Option<Timestamp>,
     },
 }
 
-pub fn timestamp(ts: &prost_types::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+pub fn timestamp(ts: &prost_types::Timestamp) -> Option<Timestamp> {
     if ts.seconds <= 0 {
         return None;
     }
-    chrono::DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32)
+    Timestamp::new(ts.seconds, ts.nanos.max(0)).ok()
 }
 
 impl Containerd {
