@@ -30,6 +30,7 @@ use std::sync::atomic::AtomicU16;
 use std::sync::Arc;
 
 use anyhow::Context;
+use skiff_component::{AbortOnDrop, Recorder, Reporter};
 use tracing::{info, warn};
 
 pub use config::Config;
@@ -66,7 +67,15 @@ pub async fn run(
         &config.insecure_registries,
         config.registry_certs_dir.clone(),
     );
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "kubelet".into(),
+            instance: Some(config.node_name.clone()),
+        },
+    );
     let shared = Arc::new(Shared {
+        recorder,
         client,
         containerd,
         network,
@@ -80,18 +89,17 @@ pub async fn run(
     let app = kubelet::server::router(shared.clone());
     // Every helper task is aborted when `run` returns or its future is dropped (a caller that
     // aborts the agent must not leave a proxy re-applying rules behind it).
-    let mut helpers = AbortOnDrop::default();
-    helpers.0.push(tokio::spawn(async move {
+    let mut helpers = vec![AbortOnDrop::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             warn!(error = %e, "agent API stopped");
         }
-    }));
-    helpers.0.push(tokio::spawn(kubelet::node::heartbeat_loop(
+    })];
+    helpers.push(AbortOnDrop::spawn(kubelet::node::heartbeat_loop(
         shared.clone(),
         kubelet::node::HostInfo::detect(),
         runtime_version,
     )));
-    helpers.0.extend(spawn_service_networking(&shared));
+    helpers.extend(spawn_service_networking(&shared));
     let mut workers = kubelet::pods::Workers::default();
     tokio::select! {
         r = kubelet::pods::watch_pods(shared.clone(), &mut workers) => {
@@ -102,37 +110,25 @@ pub async fn run(
     Ok(())
 }
 
-/// Tasks aborted on drop.
-#[derive(Default)]
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
-}
-
 /// The service proxy and the cluster DNS server, when configured, over one Service and
 /// EndpointSlice cache.
-fn spawn_service_networking(shared: &Shared) -> Vec<tokio::task::JoinHandle<()>> {
+fn spawn_service_networking(shared: &Shared) -> Vec<AbortOnDrop<()>> {
     let cfg = &shared.config;
     if cfg.proxy.is_none() && cfg.dns.is_none() {
         return vec![];
     }
     let (cache, drive) = ServiceCache::new(shared.client.clone());
-    let mut tasks = vec![tokio::spawn(drive)];
+    let mut tasks = vec![AbortOnDrop::spawn(drive)];
     if let Some(p) = cfg.proxy.clone() {
         let cache = cache.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(AbortOnDrop::spawn(async move {
             if let Err(e) = proxy::run(p, cache).await {
                 warn!(error = %format!("{e:#}"), "service proxy stopped");
             }
         }));
     }
     if let Some(d) = cfg.dns.clone() {
-        tasks.push(tokio::spawn(async move {
+        tasks.push(AbortOnDrop::spawn(async move {
             let server = dns::DnsServer::start(d, Arc::new(cache)).await;
             // Serve until this task is aborted (dropping the server stops it).
             let _server = server;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use skiff_agent::{Config, Containerd};
+use skiff_component::{identity, init_tracing, shutdown_signal, ClientArgs};
 
 #[derive(Parser)]
 #[command(
@@ -13,13 +14,13 @@ use skiff_agent::{Config, Containerd};
     about = "skiff node agent: runs the pods bound to this node through containerd"
 )]
 struct Args {
-    /// apiserver URL (e.g. http://127.0.0.1:6443); otherwise --kubeconfig or the usual defaults.
-    #[arg(long, env = "SKIFF_APISERVER")]
+    /// --kubeconfig and --server (alias --master), as on every skiff binary.
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The agent's earlier name for --server (apiserver URL, e.g. http://127.0.0.1:6443).
+    #[arg(long, hide = true)]
     apiserver: Option<String>,
-    /// kubeconfig file to reach the apiserver.
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: Option<PathBuf>,
-    /// Name of this node (defaults to the hostname).
+    /// Name of this node (defaults to $NODE_NAME, then the hostname).
     #[arg(long)]
     node_name: Option<String>,
     /// containerd's gRPC socket.
@@ -121,12 +122,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_tracing("info");
     let args = Args::parse();
     match &args.command {
         Some(Command::LoadImage { file, name }) => {
@@ -160,11 +156,12 @@ async fn main() -> anyhow::Result<()> {
         }
         return skiff_agent::network::remove_pod_network_rules(&args.cni_bridge).await;
     }
-    let client = kube_client(&args).await?;
-    let node_name = match &args.node_name {
-        Some(n) => n.clone(),
-        None => hostname::get()?.to_string_lossy().to_lowercase(),
-    };
+    let mut client_args = args.client.clone();
+    if let Some(url) = &args.apiserver {
+        client_args.server = Some(url.clone());
+    }
+    let client = client_args.client().await?;
+    let node_name = identity::node_name(args.node_name.as_deref());
     let mut config = Config::new(
         &node_name,
         args.containerd_socket.clone(),
@@ -206,25 +203,4 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     skiff_agent::run(client, config, shutdown_signal()).await
-}
-
-async fn kube_client(args: &Args) -> anyhow::Result<kube::Client> {
-    let config = if let Some(url) = &args.apiserver {
-        kube::Config::new(url.parse().context("--apiserver is not a URL")?)
-    } else if let Some(path) = &args.kubeconfig {
-        let kc = kube::config::Kubeconfig::read_from(path)?;
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
-    } else {
-        kube::Config::infer().await?
-    };
-    Ok(kube::Client::try_from(config)?)
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use skiff_testkit::containerd::{
@@ -912,5 +912,69 @@ async fn config_env_volumes_memory_limit_and_init_containers_are_visible_inside(
             .as_deref(),
         Some("PodInitializing")
     );
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubelet_records_pulled_created_and_started_events_for_a_pod() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd");
+        return;
+    }
+    let env = Env::start("agent-node-j", 10).await;
+    env.create_pod(
+        "events",
+        json!({
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", "echo hi"]}],
+        }),
+    )
+    .await;
+    let events = Api::<Event>::namespaced(env.cluster.client(), "default");
+    let wanted = ["Pulled", "Created", "Started"];
+    let seen = wait_for(
+        "Pulled, Created and Started Events for pod events",
+        Duration::from_secs(60),
+        || {
+            let events = events.clone();
+            async move {
+                let list = events.list(&Default::default()).await.ok()?;
+                let of_pod: Vec<Event> = list
+                    .items
+                    .into_iter()
+                    .filter(|e| e.involved_object.name.as_deref() == Some("events"))
+                    .collect();
+                let has = |reason: &str| of_pod.iter().any(|e| e.reason.as_deref() == Some(reason));
+                wanted.iter().all(|r| has(r)).then_some(of_pod)
+            }
+        },
+    )
+    .await;
+    for e in seen
+        .iter()
+        .filter(|e| wanted.contains(&e.reason.as_deref().unwrap_or_default()))
+    {
+        assert_eq!(e.type_.as_deref(), Some("Normal"), "{e:?}");
+        assert_eq!(e.involved_object.kind.as_deref(), Some("Pod"));
+        assert_eq!(
+            e.involved_object.field_path.as_deref(),
+            Some("spec.containers{c}")
+        );
+        let source = e.source.as_ref().expect("an event source");
+        assert_eq!(source.component.as_deref(), Some("kubelet"));
+        assert_eq!(source.host.as_deref(), Some("agent-node-j"));
+    }
+    let message = |reason: &str| {
+        seen.iter()
+            .find(|e| e.reason.as_deref() == Some(reason))
+            .and_then(|e| e.message.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        message("Pulled"),
+        format!("Container image \"{IMAGE}\" already present on machine")
+    );
+    assert_eq!(message("Created"), "Created container: c");
+    assert_eq!(message("Started"), "Started container c");
     env.stop().await;
 }

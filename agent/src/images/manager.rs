@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use oci_client::secrets::RegistryAuth;
 use tracing::info;
 
@@ -74,7 +75,7 @@ pub fn decide(policy: Option<&str>, present: bool) -> Action {
     }
 }
 
-/// What the manager tells its caller while it works (the kubelet records these as Events).
+/// What the manager reports while it works.
 #[derive(Clone, Debug)]
 pub enum PullProgress {
     /// A pull starts.
@@ -85,6 +86,18 @@ pub enum PullProgress {
     AlreadyPresent { image: String },
 }
 
+/// Hears what the manager does for one container (the kubelet records these as Events).
+pub trait PullEvents: Send + Sync {
+    fn report(&self, progress: PullProgress) -> BoxFuture<'_, ()>;
+}
+
+/// Nobody listens.
+impl PullEvents for () {
+    fn report(&self, _: PullProgress) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
 /// Images for containers, from containerd and the registries.
 pub struct ImageManager<'a> {
     pub containerd: &'a Containerd,
@@ -93,13 +106,13 @@ pub struct ImageManager<'a> {
 
 impl ImageManager<'_> {
     /// The image `image_ref` under `policy`, pulled with the credentials of `secrets` when
-    /// needed; `progress` hears about pulls.
+    /// needed; `progress` hears whether the image was present or pulled.
     pub async fn ensure(
         &self,
         image_ref: &str,
         policy: Option<&str>,
         secrets: &PullSecrets<'_>,
-        progress: &(dyn Fn(PullProgress) + Send + Sync),
+        progress: &dyn PullEvents,
     ) -> Result<ResolvedImage, ImageError> {
         let present = match self.containerd.resolve_image(image_ref).await {
             Ok(i) => Some(i),
@@ -120,7 +133,7 @@ impl ImageManager<'_> {
                 })
             }
             (Action::UsePresent, Some(i)) => {
-                progress(already());
+                progress.report(already()).await;
                 return Ok(i);
             }
             (Action::PullIfChanged, Some(i)) => {
@@ -131,7 +144,7 @@ impl ImageManager<'_> {
                     .await
                     .map_err(pull_error)?;
                 if remote == i.id {
-                    progress(already());
+                    progress.report(already()).await;
                     return Ok(i);
                 }
                 info!(pod = %secrets.pod, image = %image_ref, %remote, local = %i.id, "image changed at the registry, pulling");
@@ -154,17 +167,21 @@ impl ImageManager<'_> {
         &self,
         image_ref: &str,
         auth: &RegistryAuth,
-        progress: &(dyn Fn(PullProgress) + Send + Sync),
+        progress: &dyn PullEvents,
     ) -> anyhow::Result<()> {
-        progress(PullProgress::Pulling {
-            image: image_ref.to_string(),
-        });
+        progress
+            .report(PullProgress::Pulling {
+                image: image_ref.to_string(),
+            })
+            .await;
         let started = Instant::now();
         self.registry.pull(self.containerd, image_ref, auth).await?;
-        progress(PullProgress::Pulled {
-            image: image_ref.to_string(),
-            took: started.elapsed(),
-        });
+        progress
+            .report(PullProgress::Pulled {
+                image: image_ref.to_string(),
+                took: started.elapsed(),
+            })
+            .await;
         Ok(())
     }
 }

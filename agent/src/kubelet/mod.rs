@@ -7,6 +7,7 @@
 
 pub mod cri_log;
 pub mod env;
+pub mod events;
 pub mod node;
 pub mod pod_worker;
 pub mod pods;
@@ -19,6 +20,8 @@ pub mod status_writer;
 pub mod volumes;
 
 use std::sync::atomic::{AtomicU16, Ordering};
+
+use skiff_component::Recorder;
 
 use crate::config::Config;
 use crate::images::registry::Registry;
@@ -34,6 +37,8 @@ pub struct Shared {
     pub logs: server::LogState,
     pub network: Network,
     pub registry: Registry,
+    /// The kubelet's Events (component `kubelet`, host `<node>`).
+    pub recorder: Recorder,
     pub(crate) api_port: AtomicU16,
 }
 

@@ -28,6 +28,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
 use super::env::{self, EnvError};
+use super::events::{self, ContainerEvents};
 use super::probe;
 use super::spec::{self, SpecContext};
 use super::status::{self, ContainerView, State, Terminated};
@@ -41,6 +42,7 @@ use crate::runtime::{
     PodContainer, TaskState, LABEL_ATTEMPT, LABEL_CONTAINER, LABEL_IMAGE, LABEL_LOG,
     LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
 };
+use skiff_component::AbortOnDrop;
 
 /// How often a worker re-checks its pod without any event.
 const RESYNC: Duration = Duration::from_secs(5);
@@ -60,13 +62,14 @@ pub fn pod_dir(root: &std::path::Path, ns: &str, name: &str, uid: &str) -> PathB
 /// The handle the pod watcher keeps per worker.
 pub struct WorkerHandle {
     pub pod: watch::Sender<Option<Pod>>,
-    pub task: tokio::task::JoinHandle<()>,
+    /// Aborted on drop (the pod's containers keep running).
+    pub task: AbortOnDrop<()>,
 }
 
 pub fn spawn(shared: Arc<Shared>, pod: Pod) -> WorkerHandle {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let (tx, rx) = watch::channel(Some(pod));
-    let task = tokio::spawn(async move {
+    let task = AbortOnDrop::spawn(async move {
         let mut w = Worker {
             shared,
             uid,
@@ -80,6 +83,7 @@ pub fn spawn(shared: Arc<Shared>, pod: Pod) -> WorkerHandle {
             sandbox_retry_at: None,
             probers: HashMap::new(),
             killing: HashSet::new(),
+            back_off_recorded: HashSet::new(),
         };
         w.run().await
     });
@@ -213,6 +217,8 @@ struct StartFailure {
     message: String,
     failures: u32,
     retry_at: tokio::time::Instant,
+    /// The BackOff Event of an image pull back-off is recorded (once per failure).
+    back_off_recorded: bool,
 }
 
 struct Worker {
@@ -235,6 +241,8 @@ struct Worker {
     probers: HashMap<String, probe::Prober>,
     /// Containers being stopped after a failed liveness probe.
     killing: HashSet<String>,
+    /// Exited runs (containerd IDs) whose crash-loop BackOff Event is recorded.
+    back_off_recorded: HashSet<String>,
 }
 
 impl Worker {
@@ -436,6 +444,7 @@ impl Worker {
                 ..base
             },
             ContainerStep::Restart => {
+                self.back_off_recorded.remove(&cur.id);
                 // Keep only the run just finished (for lastState and previous logs).
                 if let Some(p) = previous {
                     self.shared.containerd.remove_container(&p.id).await?;
@@ -445,6 +454,17 @@ impl Worker {
             ContainerStep::BackOff { delay, remaining } => {
                 let at = tokio::time::Instant::now() + remaining;
                 self.next_restart = Some(self.next_restart.map_or(at, |n| n.min(at)));
+                if self.back_off_recorded.insert(cur.id.clone()) {
+                    let message = format!(
+                        "Back-off restarting failed container {} in pod {}_{}({uid})",
+                        c.name,
+                        pod.metadata.name.as_deref().unwrap_or_default(),
+                        pod.metadata.namespace.as_deref().unwrap_or_default(),
+                    );
+                    self.container_events(pod, c, init)
+                        .warning(events::BACK_OFF, &message)
+                        .await;
+                }
                 ContainerView {
                     state: State::Waiting {
                         reason: "CrashLoopBackOff".into(),
@@ -516,6 +536,7 @@ impl Worker {
     fn probe_state(&mut self, pod: &Pod, c: &Container, id: &str) -> probe::ProbeState {
         if !self.probers.contains_key(id) {
             let target = probe::Target {
+                events: self.container_events(pod, c, false),
                 shared: self.shared.clone(),
                 container_id: id.to_string(),
                 container: c.clone(),
@@ -542,7 +563,18 @@ impl Worker {
             .max(0) as u64;
         let shared = self.shared.clone();
         let id = id.to_string();
+        let events = self.container_events(pod, c, false);
+        let message = format!(
+            "Container {} failed {}, will be restarted",
+            c.name,
+            if why.starts_with("Startup") {
+                "startup probe"
+            } else {
+                "liveness probe"
+            }
+        );
         tokio::spawn(async move {
+            events.normal(events::KILLING, &message).await;
             let cd = &shared.containerd;
             let _ = cd.kill_task(&id, libc::SIGTERM).await;
             if tokio::time::timeout(Duration::from_secs(grace), cd.wait_task(&id))
@@ -615,8 +647,14 @@ impl Worker {
             restart_count: attempt as i32,
             ready: false,
         };
-        if let Some(err) = self.failures.get(&c.name) {
+        let events = self.container_events(pod, c, init);
+        if let Some(err) = self.failures.get_mut(&c.name) {
             if tokio::time::Instant::now() < err.retry_at {
+                if err.reason == ERR_IMAGE_PULL && !err.back_off_recorded {
+                    err.back_off_recorded = true;
+                    let message = format!("Back-off pulling image \"{}\"", view.image);
+                    events.warning(events::BACK_OFF, &message).await;
+                }
                 view.state = if err.reason == ERR_IMAGE_PULL {
                     // The kubelet's wording (1.32 on): the back-off, then the error that
                     // caused it, so the reason stays in the status while no pull runs.
@@ -636,7 +674,7 @@ impl Worker {
                 return view;
             }
         }
-        match self.try_start(pod, c, attempt).await {
+        match self.try_start(pod, c, attempt, &events).await {
             Ok((id, image_id)) => {
                 self.failures.remove(&c.name);
                 self.watch_exit(&id);
@@ -652,6 +690,10 @@ impl Worker {
             Err(e) => {
                 let (reason, message) = (e.reason(), e.to_string());
                 warn!(pod = %name(pod), container = %c.name, reason, %message, "container did not start");
+                if let StartError::Volume(e) = &e {
+                    let message = format!("MountVolume.SetUp failed: {e}");
+                    events.warning(events::FAILED_MOUNT, &message).await;
+                }
                 let failures = self.failures.get(&c.name).map_or(0, |e| e.failures) + 1;
                 let delay = status::backoff(failures).max(Duration::from_secs(1));
                 self.failures.insert(
@@ -661,6 +703,7 @@ impl Worker {
                         message: message.clone(),
                         failures,
                         retry_at: tokio::time::Instant::now() + delay,
+                        back_off_recorded: false,
                     },
                 );
                 view.state = State::Waiting {
@@ -678,6 +721,7 @@ impl Worker {
         pod: &Pod,
         c: &Container,
         attempt: u32,
+        events: &ContainerEvents,
     ) -> Result<(String, String), StartError> {
         let shared = &self.shared;
         let images = ImageManager {
@@ -689,7 +733,7 @@ impl Worker {
                 c.image.as_deref().unwrap_or_default(),
                 c.image_pull_policy.as_deref(),
                 &PullSecrets::of(&shared.client, pod),
-                &|_| {},
+                events,
             )
             .await?;
         let resolved = env::resolve_refs(&shared.client, pod, c).await?;
@@ -769,6 +813,8 @@ impl Worker {
             .create_container(&id, labels, &image.name, &image.chain_id, &oci)
             .await
             .map_err(StartError::Create)?;
+        let created = format!("Created container: {}", c.name);
+        events.normal(events::CREATED, &created).await;
         shared
             .logs
             .set_running(&log_path.display().to_string(), true);
@@ -780,7 +826,14 @@ impl Worker {
             return Err(StartError::Run(e));
         }
         info!(pod = %name(pod), container = %c.name, attempt, id = %id, "container started");
+        let started = format!("Started container {}", c.name);
+        events.normal(events::STARTED, &started).await;
         Ok((id, image.id))
+    }
+
+    /// The Events of container `c` of `pod`.
+    fn container_events(&self, pod: &Pod, c: &Container, init: bool) -> ContainerEvents {
+        ContainerEvents::new(&self.shared.recorder, pod, &c.name, init)
     }
 
     async fn write_status(
@@ -816,7 +869,7 @@ impl Worker {
             .unwrap_or(30)
             .max(0) as u64;
         self.probers.clear();
-        stop_pod_containers(&self.shared, &uid, Duration::from_secs(grace)).await?;
+        stop_pod_containers(&self.shared, &uid, pod, Duration::from_secs(grace)).await?;
         self.shared
             .network
             .remove(&uid)
@@ -852,9 +905,11 @@ impl Worker {
 }
 
 /// Stop and remove every container of a pod. Used for deletion and for orphans.
+/// With the pod object at hand, each container stopped gets a Killing Event.
 pub async fn stop_pod_containers(
     shared: &Shared,
     uid: &str,
+    pod: Option<&Pod>,
     grace: Duration,
 ) -> anyhow::Result<()> {
     let containers = shared.containerd.list_pod_containers(Some(uid)).await?;
@@ -865,6 +920,12 @@ pub async fn stop_pod_containers(
             cd.task_state(&c.id).await?,
             TaskState::Running { .. } | TaskState::Created
         ) {
+            if let Some(pod) = pod {
+                let init = events::is_init_container(pod, &c.name);
+                ContainerEvents::new(&shared.recorder, pod, &c.name, init)
+                    .normal(events::KILLING, &format!("Stopping container {}", c.name))
+                    .await;
+            }
             cd.kill_task(&c.id, libc::SIGTERM).await?;
             running.push(c.id.clone());
         }

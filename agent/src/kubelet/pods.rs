@@ -17,14 +17,6 @@ use super::{pod_worker, Shared};
 #[derive(Default)]
 pub struct Workers(HashMap<String, pod_worker::WorkerHandle>);
 
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for w in self.0.values() {
-            w.task.abort();
-        }
-    }
-}
-
 /// Watch the pods bound to this node and keep one worker per pod UID.
 pub async fn watch_pods(shared: Arc<Shared>, workers: &mut Workers) -> anyhow::Result<()> {
     let api = kube::Api::<Pod>::all(shared.client.clone());
@@ -95,7 +87,7 @@ async fn cleanup_orphans(shared: &Shared, known: &HashSet<String>) -> anyhow::Re
         .collect();
     for uid in orphans {
         info!(pod_uid = %uid, "removing containers of a pod that no longer exists");
-        pod_worker::stop_pod_containers(shared, &uid, Duration::from_secs(10)).await?;
+        pod_worker::stop_pod_containers(shared, &uid, None, Duration::from_secs(10)).await?;
     }
     for uid in shared.network.sandboxes() {
         if !known.contains(&uid) {

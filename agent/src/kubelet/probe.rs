@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, Notify};
 
+use super::events::{ContainerEvents, UNHEALTHY};
 use super::Shared;
 
 /// What the probes of one container run have concluded.
@@ -49,6 +50,8 @@ impl Prober {
 /// Where probes reach the container.
 #[derive(Clone)]
 pub struct Target {
+    /// Where failed probes are recorded (Unhealthy Events).
+    pub events: ContainerEvents,
     pub shared: Arc<Shared>,
     pub container_id: String,
     pub container: Container,
@@ -60,6 +63,16 @@ enum Kind {
     Startup,
     Liveness,
     Readiness,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Startup => "Startup",
+            Kind::Liveness => "Liveness",
+            Kind::Readiness => "Readiness",
+        }
+    }
 }
 
 /// Start the probes of one container run.
@@ -130,14 +143,16 @@ async fn run_loop(
     loop {
         interval.tick().await;
         let outcome = run_probe(probe, target, timeout).await;
-        match outcome {
+        match &outcome {
             Ok(()) => {
                 failures = 0;
                 successes += 1;
             }
-            Err(_) => {
+            Err(why) => {
                 successes = 0;
                 failures += 1;
+                let message = format!("{} probe failed: {why}", kind.name());
+                target.events.warning(UNHEALTHY, &message).await;
             }
         }
         let mut changed = false;
