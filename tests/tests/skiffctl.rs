@@ -325,7 +325,7 @@ async fn ready_every_pod(client: kube::Client) {
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         if !ready && pod.metadata.deletion_timestamp.is_none() {
-            let now = chrono_now();
+            let now = time_now();
             let patch = serde_json::json!({"status": {"phase": "Running", "conditions": [
                 {"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
             let name = pod.metadata.name.clone().unwrap();
@@ -336,7 +336,7 @@ async fn ready_every_pod(client: kube::Client) {
     }
 }
 
-fn chrono_now() -> String {
+fn time_now() -> String {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now())
         .0
         .to_string()
