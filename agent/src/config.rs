@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use crate::{dns, images, kubelet, proxy};
+use crate::dns::DnsConfig;
+use crate::images::registry::DEFAULT_CERTS_DIR;
+use crate::kubelet::node::HEARTBEAT;
+use crate::proxy::ProxyConfig;
 
 /// Agent settings (the command-line flags).
 #[derive(Clone, Debug)]
@@ -26,9 +29,9 @@ pub struct Config {
     /// controllers' node monitor grace period.
     pub heartbeat_interval: std::time::Duration,
     /// Run the service proxy (iptables rules for Services) with these settings.
-    pub proxy: Option<proxy::ProxyConfig>,
+    pub proxy: Option<ProxyConfig>,
     /// Run the cluster DNS server with these settings.
-    pub dns: Option<dns::DnsConfig>,
+    pub dns: Option<DnsConfig>,
     /// Nameserver written into the resolv.conf of ClusterFirst pods (kubelet `--cluster-dns`).
     pub cluster_dns: Option<std::net::IpAddr>,
     /// Cluster domain for pods' DNS search path (kubelet `--cluster-domain`).
@@ -57,14 +60,14 @@ impl Config {
             bind_address: std::net::Ipv4Addr::UNSPECIFIED.into(),
             cni_bin_dir: "/usr/lib/cni".into(),
             cni_bridge: "skiff0".into(),
-            heartbeat_interval: kubelet::node::HEARTBEAT,
+            heartbeat_interval: HEARTBEAT,
             proxy: None,
             dns: None,
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
             cluster_cidr: None,
             insecure_registries: Vec::new(),
-            registry_certs_dir: Some(images::registry::DEFAULT_CERTS_DIR.into()),
+            registry_certs_dir: Some(DEFAULT_CERTS_DIR.into()),
             log_writer: None,
         }
     }

@@ -24,6 +24,7 @@ pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod reconcile;
+pub mod registration;
 pub mod registry;
 pub mod replicaset;
 pub mod util;

@@ -1,24 +1,11 @@
 //! Every controller, by the name `--controllers` uses. Adding a controller: a folder with a
 //! `start` function and one line here.
 
-use std::sync::Arc;
-
-use futures::future::BoxFuture;
-
-use crate::context::Context;
+use crate::registration::Registration;
 use crate::{
     deployment, endpoints, endpointslice, garbage_collector, job, namespace, node_ipam,
     node_lifecycle, replicaset,
 };
-
-/// A controller: its `--controllers` name, the component it reports Events as, and its
-/// constructor. `start` subscribes to the informers it reads at once (before they start) and
-/// returns the future that runs the controller.
-pub struct Registration {
-    pub name: &'static str,
-    pub reporter: &'static str,
-    pub start: fn(Arc<Context>) -> BoxFuture<'static, ()>,
-}
 
 pub const CONTROLLERS: &[Registration] = &[
     replicaset::REGISTRATION,

@@ -24,7 +24,7 @@ use crate::context::Context;
 use crate::expectations::{owner_key, Expectations};
 use crate::informers::Informer;
 use crate::reconcile::{self, ReconcileError};
-use crate::registry::Registration;
+use crate::registration::Registration;
 use crate::util::{self, InvalidIntOrString, InvalidSelector};
 
 pub mod progress;
@@ -120,7 +120,7 @@ async fn reconcile(d: Arc<Deployment>, state: Arc<State>) -> Result<Action> {
     let mut event = None;
 
     if !paused {
-        rollback::sync_revision(&w, new_rs.as_mut(), w.max_old_revision).await?;
+        sync::sync_revision(&w, new_rs.as_mut(), w.max_old_revision).await?;
         let outcome = if recreate {
             recreate::rollout(&w, &mut new_rs, found_new, &mut old).await?
         } else {

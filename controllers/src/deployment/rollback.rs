@@ -4,10 +4,8 @@
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::ResourceExt;
-use serde_json::json;
 
-use super::sync::Writes;
-use super::{Result, REVISION};
+use super::REVISION;
 
 pub fn revision(rs: &ReplicaSet) -> i64 {
     rs.annotations()
@@ -26,25 +24,10 @@ pub fn revision_bump(new_rs: &ReplicaSet, max_old_revision: i64) -> Option<i64> 
     (revision(new_rs) <= max_old_revision).then_some(max_old_revision + 1)
 }
 
-/// Give the new ReplicaSet the newest revision, also when an old template came back.
-pub(super) async fn sync_revision(
-    w: &Writes<'_>,
-    new_rs: Option<&mut ReplicaSet>,
-    max_old_revision: i64,
-) -> Result<()> {
-    let Some(rs) = new_rs else {
-        return Ok(());
-    };
-    if let Some(next) = revision_bump(rs, max_old_revision) {
-        let patch = json!({"metadata": {"annotations": {REVISION: next.to_string()}}});
-        *rs = w.patch_replica_set(&rs.name_any(), &patch).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn rs(rev: i64) -> ReplicaSet {
         serde_json::from_value(json!({"metadata": {"annotations": {REVISION: rev.to_string()}}}))

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use skiff_common::LabelSelector;
 use skiff_component::EventKind;
 
-use super::rollback::revision;
+use super::rollback::{revision, revision_bump};
 use super::template::{new_replica_set, pod_template_hash, templates_equal};
 use super::{Result, State, REVISION};
 use crate::util::{self, ignore_missing};
@@ -318,4 +318,20 @@ pub fn history_to_delete(old: &[&ReplicaSet], limit: i32) -> Vec<String> {
         .take(excess as usize)
         .map(|rs| rs.name_any())
         .collect()
+}
+
+/// Give the new ReplicaSet the newest revision, also when an old template came back.
+pub(super) async fn sync_revision(
+    w: &Writes<'_>,
+    new_rs: Option<&mut ReplicaSet>,
+    max_old_revision: i64,
+) -> Result<()> {
+    let Some(rs) = new_rs else {
+        return Ok(());
+    };
+    if let Some(next) = revision_bump(rs, max_old_revision) {
+        let patch = json!({"metadata": {"annotations": {REVISION: next.to_string()}}});
+        *rs = w.patch_replica_set(&rs.name_any(), &patch).await?;
+    }
+    Ok(())
 }

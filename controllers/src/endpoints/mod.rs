@@ -23,7 +23,7 @@ use kube::ResourceExt;
 
 use crate::context::Context;
 use crate::reconcile::{self, ReconcileError};
-use crate::registry::Registration;
+use crate::registration::Registration;
 use crate::util;
 
 pub const NAME: &str = "endpoints-controller";

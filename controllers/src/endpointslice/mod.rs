@@ -19,7 +19,7 @@ use crate::endpoints::{
     SERVICE_NAME_LABEL,
 };
 use crate::reconcile::{self, ReconcileError};
-use crate::registry::Registration;
+use crate::registration::Registration;
 use crate::util::{self, ignore_missing};
 
 pub const NAME: &str = "endpointslice-controller";

@@ -27,7 +27,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::context::Context;
-use crate::registry::Registration;
+use crate::registration::Registration;
 
 pub const NAME: &str = "garbage-collector";
 

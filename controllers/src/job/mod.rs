@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::expectations::{owner_key, Expectations};
 use crate::informers::Informer;
 use crate::reconcile::{self, ReconcileError};
-use crate::registry::Registration;
+use crate::registration::Registration;
 use crate::replicaset::pod_from_template;
 use crate::util::{self, ignore_missing};
 

@@ -20,7 +20,7 @@ use kube::ResourceExt;
 
 use crate::context::Context;
 use crate::reconcile::{self, ReconcileError};
-use crate::registry::Registration;
+use crate::registration::Registration;
 use crate::util::{self, ignore_missing};
 
 pub const NAME: &str = "namespace-controller";

@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::context::Context;
 use crate::reconcile::{self, ReconcileError};
-use crate::registry::Registration;
+use crate::registration::Registration;
 
 pub const NAME: &str = "node-ipam-controller";
 

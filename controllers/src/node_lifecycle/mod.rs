@@ -22,7 +22,7 @@ use skiff_component::EventKind;
 use crate::context::Context;
 use crate::expectations::{owner_key, Expectations};
 use crate::informers::Informer;
-use crate::registry::Registration;
+use crate::registration::Registration;
 use crate::util::{self, ignore_missing};
 
 pub const NAME: &str = "node-lifecycle-controller";
