@@ -35,7 +35,7 @@ impl PatchType {
 /// Parse a patch body: JSON for every type; YAML too for apply patches.
 pub fn parse_body(ty: PatchType, body: &[u8]) -> ApiResult<Value> {
     let parsed = if ty == PatchType::Apply {
-        serde_yaml_ng::from_slice::<Value>(body).map_err(|e| e.to_string())
+        skiff_common::yaml::from_slice::<Value>(body).map_err(|e| e.to_string())
     } else {
         serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
     };

@@ -37,12 +37,13 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
                 "the object provided is unrecognized or malformed JSON: {e}"
             ))
         })?,
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml_ng::from_slice(body)
-            .map_err(|e| {
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            skiff_common::yaml::from_slice(body).map_err(|e| {
                 ApiError::bad_request(format!(
                     "the object provided is unrecognized or malformed YAML: {e}"
                 ))
-            })?,
+            })?
+        }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !value.is_object() {

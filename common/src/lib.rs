@@ -7,6 +7,7 @@ pub mod labels;
 pub mod quantity;
 pub mod strategic_merge;
 pub mod validation;
+pub mod yaml;
 
 pub use duration::parse_duration;
 pub use fields::{FieldOp, FieldRequirement, FieldSelector, FieldSelectorError};

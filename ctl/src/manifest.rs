@@ -131,7 +131,7 @@ pub fn parse_text(source: &str, text: &str) -> Result<Vec<Doc>> {
     for (index, line, doc) in split_documents(text) {
         // Blank lines in front keep the parser's line numbers those of the file.
         let padded = format!("{}{doc}", "\n".repeat(line - 1));
-        let value: Value = serde_yaml_ng::from_str(&padded).map_err(|e| {
+        let value: Value = skiff_common::yaml::from_str(&padded).map_err(|e| {
             let at = e
                 .location()
                 .map(|l| format!("line {}, column {}", l.line(), l.column()))

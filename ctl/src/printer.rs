@@ -184,7 +184,7 @@ fn go_escape(json: &str) -> String {
 
 /// `kubectl -o yaml`: keys sorted.
 pub fn to_yaml(v: &Value) -> String {
-    serde_yaml_ng::to_string(&sorted(v)).unwrap_or_default()
+    skiff_common::yaml::to_string(&sorted(v)).unwrap_or_default()
 }
 
 /// What `-o json|yaml` prints for several objects: a `v1` `List`.

@@ -68,7 +68,7 @@ pub enum ConfigError {
     #[error("parsing {path}: {source}")]
     Parse {
         path: String,
-        source: serde_yaml_ng::Error,
+        source: skiff_common::yaml::Error,
     },
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -77,7 +77,7 @@ pub enum ConfigError {
 impl FileConfig {
     pub fn parse(text: &str, path: &str) -> Result<FileConfig, ConfigError> {
         let cfg: FileConfig =
-            serde_yaml_ng::from_str(text).map_err(|source| ConfigError::Parse {
+            skiff_common::yaml::from_str(text).map_err(|source| ConfigError::Parse {
                 path: path.to_string(),
                 source,
             })?;

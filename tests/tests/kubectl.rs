@@ -81,7 +81,7 @@ async fn apply_get_watch_delete(kubectl: &Path) {
         .kubectl(kubectl, &["get", "deploy", "web", "-o", "yaml"])
         .await
         .ok();
-    let yaml: serde_json::Value = serde_yaml_ng::from_str(&out.stdout).unwrap();
+    let yaml: serde_json::Value = skiff_common::yaml::from_str(&out.stdout).unwrap();
     assert_eq!(yaml["spec"]["replicas"], 4);
     assert_eq!(yaml["metadata"]["name"], "web");
 

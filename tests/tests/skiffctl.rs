@@ -191,7 +191,7 @@ async fn apply_like_kubectl_and_machine_formats() {
         assert_eq!(ours.stdout, theirs.stdout, "{args:?}");
     }
     let ours = ok(skiffctl(&cluster, &["get", "deploy", "web", "-o", "yaml"]).await);
-    let yaml: serde_json::Value = serde_yaml_ng::from_str(&ours.stdout).unwrap();
+    let yaml: serde_json::Value = skiff_common::yaml::from_str(&ours.stdout).unwrap();
     assert_eq!(yaml["spec"]["replicas"], 4);
 
     // scale, label.
