@@ -68,7 +68,8 @@ pub enum ConfigError {
     #[error("parsing {path}: {source}")]
     Parse {
         path: String,
-        source: skiff_common::yaml::Error,
+        // Boxed: the YAML error carries its source snippet and is large.
+        source: Box<skiff_common::yaml::Error>,
     },
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -79,7 +80,7 @@ impl FileConfig {
         let cfg: FileConfig =
             skiff_common::yaml::from_str(text).map_err(|source| ConfigError::Parse {
                 path: path.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         cfg.validate()?;
         Ok(cfg)
