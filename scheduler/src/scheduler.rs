@@ -399,12 +399,22 @@ impl Scheduler {
                 );
                 let pod = qp.pod;
                 let attempts = qp.attempts;
+                let recorder = self.recorder.clone();
                 spawn_write(&mut self.writes, async move {
-                    let Ok(_permit) = slots.acquire().await else {
+                    let Ok(permit) = slots.acquire().await else {
                         return;
                     };
-                    let msg = match binder::bind(&client, &pod, &place.node).await {
-                        Ok(()) => Msg::Bound(pod),
+                    let bound = binder::bind(&client, &pod, &place.node).await;
+                    // The binding slot is free again before the Event is written.
+                    drop(permit);
+                    let msg = match bound {
+                        Ok(()) => {
+                            let message = format!("Successfully assigned {key} to {}", place.node);
+                            recorder
+                                .publish_for(pod.as_ref(), EventKind::Normal, "Scheduled", &message)
+                                .await;
+                            Msg::Bound(pod)
+                        }
                         Err(error) => Msg::BindFailed {
                             pod,
                             attempts,

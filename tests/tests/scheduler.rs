@@ -168,14 +168,17 @@ async fn unschedulable_message(client: &kube::Client, pod: &str) -> String {
 }
 
 async fn failed_scheduling_events(client: &kube::Client, pod: &str) -> Vec<String> {
+    events_with_reason(client, pod, "FailedScheduling").await
+}
+
+async fn events_with_reason(client: &kube::Client, pod: &str, reason: &str) -> Vec<String> {
     let api: Api<Event> = Api::namespaced(client.clone(), "default");
     let events = api.list(&ListParams::default()).await.expect("list events");
     events
         .items
         .into_iter()
         .filter(|e| {
-            e.involved_object.name.as_deref() == Some(pod)
-                && e.reason.as_deref() == Some("FailedScheduling")
+            e.involved_object.name.as_deref() == Some(pod) && e.reason.as_deref() == Some(reason)
         })
         .map(|e| e.message.unwrap_or_default())
         .collect()
@@ -367,6 +370,16 @@ async fn an_unschedulable_pod_is_bound_when_a_node_is_added() {
         .find(|c| c.type_ == "PodScheduled")
         .unwrap();
     assert_eq!(c.status, "True");
+    wait_for("a Scheduled event", WAIT, || {
+        let client = client.clone();
+        async move {
+            Some(events_with_reason(&client, "big", "Scheduled").await).filter(|e| {
+                e.iter()
+                    .any(|m| m == "Successfully assigned default/big to large")
+            })
+        }
+    })
+    .await;
 
     sched.stop().await;
     cluster.stop().await;
