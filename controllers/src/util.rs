@@ -202,6 +202,37 @@ pub fn scaled_value(
     }
 }
 
+/// The owners that care about an object: its controller if that is of `owner_kind`, or, for an
+/// orphan, every owner in its namespace whose selector (`selector_of`) matches its labels.
+pub fn interested_owners<K>(
+    meta: &ObjectMeta,
+    owner_kind: &str,
+    store: &kube::runtime::reflector::Store<K>,
+    selector_of: impl Fn(&K) -> Option<&MetaSelector>,
+) -> Vec<kube::runtime::reflector::ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    use kube::runtime::reflector::ObjectRef;
+    use kube::ResourceExt;
+    let ns = meta.namespace.clone().unwrap_or_default();
+    if let Some(r) = controller_ref(meta) {
+        return if r.kind == owner_kind {
+            vec![ObjectRef::new(&r.name).within(&ns)]
+        } else {
+            vec![]
+        };
+    }
+    let labels = labels(meta);
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|o| selector(selector_of(o)).is_ok_and(|s| s.matches(&labels)))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -177,24 +177,9 @@ pub fn split_new_and_old(
 }
 
 fn deployments_of_rs(rs: &ReplicaSet, store: &Store<Deployment>) -> Vec<ObjectRef<Deployment>> {
-    let ns = rs.namespace().unwrap_or_default();
-    if let Some(r) = util::controller_ref(&rs.metadata) {
-        return if r.kind == "Deployment" {
-            vec![ObjectRef::new(&r.name).within(&ns)]
-        } else {
-            vec![]
-        };
-    }
-    let labels = util::labels(&rs.metadata);
-    store
-        .state()
-        .iter()
-        .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|d| {
-            util::selector(d.spec.as_ref().map(|s| &s.selector)).is_ok_and(|s| s.matches(&labels))
-        })
-        .map(|d| ObjectRef::from_obj(d.as_ref()))
-        .collect()
+    util::interested_owners(&rs.metadata, "Deployment", store, |o| {
+        o.spec.as_ref().map(|s| &s.selector)
+    })
 }
 
 fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {

@@ -339,24 +339,9 @@ async fn reconcile(rs: Arc<ReplicaSet>, state: Arc<State>) -> Result<Action> {
 
 /// Which ReplicaSets care about a pod: its controller, or for an orphan every one that selects it.
 fn owners_of_pod(pod: &Pod, store: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet>> {
-    let ns = pod.namespace().unwrap_or_default();
-    if let Some(r) = util::controller_ref(&pod.metadata) {
-        return if r.kind == "ReplicaSet" {
-            vec![ObjectRef::new(&r.name).within(&ns)]
-        } else {
-            vec![]
-        };
-    }
-    let labels = util::labels(&pod.metadata);
-    store
-        .state()
-        .iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
-        .filter(|rs| {
-            util::selector(rs.spec.as_ref().map(|s| &s.selector)).is_ok_and(|s| s.matches(&labels))
-        })
-        .map(|rs| ObjectRef::from_obj(rs.as_ref()))
-        .collect()
+    util::interested_owners(&pod.metadata, "ReplicaSet", store, |o| {
+        o.spec.as_ref().map(|s| &s.selector)
+    })
 }
 
 fn start(ctx: Arc<Context>) -> BoxFuture<'static, ()> {
