@@ -44,6 +44,7 @@ DATA_DIR=$(cd "$DATA_DIR" && pwd)
 SOCK="$DATA_DIR/containerd/containerd.sock"
 KUBECONFIG="$DATA_DIR/kubeconfig"
 export KUBECONFIG
+PKI="$DATA_DIR/pki"
 # The pod bridge's gateway: the cluster DNS listens there, where pods can reach it.
 GATEWAY=$(echo "$POD_CIDR" | awk -F'[./]' '{print $1"."$2"."$3"."$4+1}')
 
@@ -105,29 +106,15 @@ EOF
 start containerd - containerd --config "$DATA_DIR/containerd/config.toml"
 
 wait_until 30 "etcd" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
-say "starting skiff-apiserver on 127.0.0.1:$API_PORT"
+say "starting skiff-apiserver on https://127.0.0.1:$API_PORT (certificates in $PKI)"
 start apiserver "$API_PORT" "$BIN/skiff-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --port "$API_PORT"
-wait_until 60 "skiff-apiserver" curl -sf "http://127.0.0.1:$API_PORT/readyz"
-
-cat >"$KUBECONFIG" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: skiff
-  cluster:
-    server: http://127.0.0.1:$API_PORT
-contexts:
-- name: skiff
-  context:
-    cluster: skiff
-    user: skiff
-    namespace: default
-current-context: skiff
-users:
-- name: skiff
-  user: {}
-EOF
+  --port "$API_PORT" --cert-dir "$PKI"
+# /readyz is public; the CA it is checked against is the one the apiserver just created.
+api_ready() { [ -f "$PKI/ca.crt" ] && curl -sf --cacert "$PKI/ca.crt" "https://127.0.0.1:$API_PORT/readyz"; }
+wait_until 60 "skiff-apiserver" api_ready
+# The admin's kubeconfig (system:admin in system:masters), for skiffctl and kubectl.
+cp "$PKI/admin.kubeconfig" "$KUBECONFIG"
+chmod 600 "$KUBECONFIG"
 
 say "loading the demo image (built from Debian's busybox-static)"
 wait_until 30 "containerd" test -S "$SOCK"
@@ -139,11 +126,15 @@ for tag in latest v2; do
 done
 
 say "starting the scheduler, the controllers and the agent of node $NODE_NAME"
-start scheduler "$SCHEDULER_PORT" "$BIN/skiff-scheduler" --kubeconfig "$KUBECONFIG" \
+# Each component has its own identity and only its ClusterRole's rights.
+"$BIN/skiff-apiserver" kubeconfig --cert-dir "$PKI" --server "https://127.0.0.1:$API_PORT" \
+  --user "system:node:$NODE_NAME" --group system:nodes >"$PKI/node-$NODE_NAME.kubeconfig"
+chmod 600 "$PKI/node-$NODE_NAME.kubeconfig"
+start scheduler "$SCHEDULER_PORT" "$BIN/skiff-scheduler" --kubeconfig "$PKI/scheduler.kubeconfig" \
   --port "$SCHEDULER_PORT"
-start controllers "$CONTROLLERS_PORT" "$BIN/skiff-controllers" --kubeconfig "$KUBECONFIG" \
+start controllers "$CONTROLLERS_PORT" "$BIN/skiff-controllers" --kubeconfig "$PKI/controllers.kubeconfig" \
   --bind-address 127.0.0.1 --port "$CONTROLLERS_PORT"
-start agent "$AGENT_PORT" "$BIN/skiff-agent" --kubeconfig "$KUBECONFIG" --node-name "$NODE_NAME" \
+start agent "$AGENT_PORT" "$BIN/skiff-agent" --kubeconfig "$PKI/node-$NODE_NAME.kubeconfig" --node-name "$NODE_NAME" \
   --containerd-socket "$SOCK" --containerd-namespace skiff --root-dir "$DATA_DIR/agent" \
   --pod-cidr "$POD_CIDR" --cni-bridge "$BRIDGE" --port "$AGENT_PORT" \
   --proxy --proxy-chain-prefix "$PROXY_PREFIX" --cluster-cidr "$CLUSTER_CIDR" \

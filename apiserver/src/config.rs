@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -23,6 +24,39 @@ pub struct Config {
     pub min_request_timeout: Duration,
     /// How often etcd history older than one interval is compacted (None: never).
     pub compaction_interval: Option<Duration>,
+    /// TLS, authentication and authorization.
+    pub security: Security,
+}
+
+/// How the apiserver secures its port.
+#[derive(Debug, Clone)]
+pub enum Security {
+    /// HTTPS with client certificates, tokens and RBAC (the default).
+    Secure(SecureServing),
+    /// Plain HTTP where every request acts as `system:masters`: only for tests that exercise
+    /// something other than security (the flag that selects it says so).
+    InsecurePlainHttpForTesting,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecureServing {
+    /// Where the cluster CA, the serving certificate, the ServiceAccount key and the
+    /// components' kubeconfigs are kept (created when missing).
+    pub cert_dir: PathBuf,
+    /// Static bearer tokens (`token,user,uid,"groups"` per line).
+    pub token_auth_file: Option<PathBuf>,
+    /// Extra names and addresses for the serving certificate.
+    pub tls_sans: Vec<String>,
+}
+
+impl Default for SecureServing {
+    fn default() -> Self {
+        SecureServing {
+            cert_dir: PathBuf::from("/var/lib/skiff/pki"),
+            token_auth_file: None,
+            tls_sans: Vec::new(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -37,6 +71,7 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(60),
             min_request_timeout: Duration::from_secs(1800),
             compaction_interval: Some(Duration::from_secs(300)),
+            security: Security::Secure(SecureServing::default()),
         }
     }
 }

@@ -5,10 +5,12 @@
 //! watch-cache reads). `server` only wires them.
 
 pub mod admission;
+pub mod auth;
 pub mod config;
 pub mod discovery;
 pub mod endpoints;
 pub mod error;
+pub mod listener;
 pub mod managed_fields;
 pub mod metrics;
 pub mod object;
@@ -24,5 +26,5 @@ pub mod state;
 pub mod storage;
 pub mod wire;
 
-pub use config::Config;
+pub use config::{Config, SecureServing, Security};
 pub use server::{start, RunningServer};

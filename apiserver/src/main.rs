@@ -11,6 +11,8 @@ use ipnet::Ipv4Net;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// etcd endpoints, comma separated (e.g. http://127.0.0.1:2379,http://10.0.0.2:2379).
     #[arg(
         long,
@@ -22,9 +24,23 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     bind_address: IpAddr,
-    /// Port to listen on (plain HTTP).
+    /// Port to listen on (HTTPS).
     #[arg(long, default_value_t = 6443)]
     port: u16,
+    /// Directory of the cluster CA, the serving certificate, the ServiceAccount signing key and
+    /// the admin and component kubeconfigs; what is missing is created on start.
+    #[arg(long, global = true, default_value = "/var/lib/skiff/pki")]
+    cert_dir: std::path::PathBuf,
+    /// Static bearer tokens, one `token,user,uid,"group1,group2"` per line.
+    #[arg(long)]
+    token_auth_file: Option<std::path::PathBuf>,
+    /// Extra DNS names or IP addresses for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_sans: Vec<String>,
+    /// TESTS ONLY: serve plain HTTP with no authentication or authorization, every request
+    /// acting as system:masters. Never use it on a port anyone else can reach.
+    #[arg(long)]
+    insecure_plain_http_for_testing: bool,
     /// CIDR from which Service ClusterIPs are allocated.
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cluster_ip_range: Ipv4Net,
@@ -42,6 +58,23 @@ struct Args {
     log: String,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print a kubeconfig for USER (and GROUP) with a new client certificate from the cluster
+    /// CA in --cert-dir, e.g. for a node's agent or a new user.
+    Kubeconfig {
+        /// The user name (the certificate's Common Name), e.g. system:node:NAME or alice.
+        #[arg(long)]
+        user: String,
+        /// The group (the certificate's Organization), e.g. system:nodes.
+        #[arg(long)]
+        group: Option<String>,
+        /// The apiserver URL the kubeconfig points at.
+        #[arg(long, default_value = "https://127.0.0.1:6443")]
+        server: String,
+    },
+}
+
 fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
     let (a, b) = s
         .split_once('-')
@@ -57,6 +90,17 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Kubeconfig {
+        user,
+        group,
+        server,
+    }) = &args.command
+    {
+        let pki = skiff_pki::ClusterPki::ensure(&args.cert_dir, &Default::default(), server)
+            .with_context(|| format!("opening the cert dir {}", args.cert_dir.display()))?;
+        print!("{}", pki.kubeconfig_for(server, user, group.as_deref())?);
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
         .init();
@@ -69,6 +113,15 @@ async fn main() -> anyhow::Result<()> {
         watch_cache_size: args.watch_cache_size,
         compaction_interval: (args.etcd_compaction_interval > 0)
             .then(|| Duration::from_secs(args.etcd_compaction_interval)),
+        security: if args.insecure_plain_http_for_testing {
+            skiff_apiserver::Security::InsecurePlainHttpForTesting
+        } else {
+            skiff_apiserver::Security::Secure(skiff_apiserver::SecureServing {
+                cert_dir: args.cert_dir,
+                token_auth_file: args.token_auth_file,
+                tls_sans: args.tls_sans,
+            })
+        },
         ..Default::default()
     };
     let mut server = skiff_apiserver::start(config)

@@ -1,7 +1,8 @@
 //! Wiring: etcd, the registry and its watch caches, bootstrap objects, the HTTP router, and
 //! shutdown. No request handling lives here.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,11 +16,17 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::auth::authn::token_file::TokenFile;
+use crate::auth::authn::Authenticator;
+use crate::auth::authz::rbac::{self as rbac_authz, RbacAuthorizer};
+use crate::auth::authz::{self, bootstrap as policy, AlwaysAllow, MastersGroup};
+use crate::auth::{self, Auth};
+use crate::config::{Config, SecureServing, Security};
 use crate::endpoints::{self, discovery as discovery_http};
 use crate::metrics::Metrics;
 use crate::registry::core::{namespace, service};
 use crate::registry::generic::create::create_internal;
+use crate::registry::rbac;
 use crate::registry::{builtin, Registry};
 use crate::state::AppState;
 use crate::storage::Store;
@@ -27,6 +34,10 @@ use crate::storage::Store;
 /// A running apiserver.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// `https`, or `http` in the insecure test mode.
+    pub scheme: &'static str,
+    /// The cert dir (CA, admin and component kubeconfigs) when serving TLS.
+    pub cert_dir: Option<PathBuf>,
     shutdown: watch::Sender<bool>,
     stopped: Option<oneshot::Receiver<()>>,
     task: JoinHandle<()>,
@@ -35,7 +46,7 @@ pub struct RunningServer {
 
 impl RunningServer {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stop accepting requests, end open watches, and wait for in-flight requests.
@@ -89,6 +100,24 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding {}:{}", config.bind_address, config.port))?;
     let addr = listener.local_addr()?;
+    let (auth, tls) = match &config.security {
+        Security::Secure(secure) => {
+            let (auth, tls) = secure_serving(secure, &config, addr, &registry)?;
+            (auth, Some(tls))
+        }
+        Security::InsecurePlainHttpForTesting => {
+            tracing::warn!(
+                "serving plain HTTP without authentication: every request acts as system:masters (test-only mode)"
+            );
+            (
+                Auth {
+                    authenticator: None,
+                    authorizer: Box::new(AlwaysAllow),
+                },
+                None,
+            )
+        }
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
         config: config.clone(),
@@ -97,6 +126,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         metrics: Metrics::default(),
         shutdown: shutdown_rx.clone(),
         address: addr,
+        auth,
     });
     bootstrap(&state, &registry_config)
         .await
@@ -107,24 +137,91 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
 
     let app = router(state);
     let (stopped_tx, stopped_rx) = oneshot::channel();
-    let mut shutdown_signal = shutdown_rx;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let task = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = shutdown_signal.wait_for(|stop| *stop).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
+        crate::listener::serve(listener, tls, app, shutdown_rx).await;
         let _ = stopped_tx.send(());
     });
-    tracing::info!(%addr, "skiff-apiserver serving");
+    tracing::info!(%addr, scheme, "skiff-apiserver serving");
     Ok(RunningServer {
         addr,
+        scheme,
+        cert_dir: match &config.security {
+            Security::Secure(s) => Some(s.cert_dir.clone()),
+            Security::InsecurePlainHttpForTesting => None,
+        },
         shutdown: shutdown_tx,
         stopped: Some(stopped_rx),
         task,
         background,
     })
+}
+
+/// The cert dir (created on first start), the TLS configuration and the authenticators and
+/// authorizers of a secure apiserver.
+fn secure_serving(
+    secure: &SecureServing,
+    config: &Config,
+    addr: SocketAddr,
+    registry: &Registry,
+) -> anyhow::Result<(Auth, Arc<rustls::ServerConfig>)> {
+    let (mut dns, mut ips) = (Vec::new(), Vec::new());
+    for san in &secure.tls_sans {
+        match san.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => dns.push(san.clone()),
+        }
+    }
+    if !addr.ip().is_unspecified() {
+        ips.push(addr.ip());
+    }
+    let service_ip = service::allocator::Allocators {
+        service_range: config.service_cluster_ip_range,
+        node_ports: config.service_node_port_range.clone(),
+    }
+    .first_ip();
+    let names =
+        skiff_pki::ServingNames::for_apiserver(IpAddr::V4(service_ip), "cluster.local", &dns, &ips);
+    let local = if addr.ip().is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let server_url = format!("https://{}", SocketAddr::new(local, addr.port()));
+    let pki = skiff_pki::ClusterPki::ensure(&secure.cert_dir, &names, &server_url)
+        .with_context(|| format!("preparing the cert dir {}", secure.cert_dir.display()))?;
+    let serving = pki.serving()?;
+    let tls = skiff_pki::tls::server_config(
+        &serving.cert_pem,
+        &serving.key_pem,
+        Some(pki.ca_pem()),
+        skiff_pki::tls::ClientAuth::Optional,
+    )?;
+    let token_file = match &secure.token_auth_file {
+        Some(path) => Some(TokenFile::load(path)?),
+        None => None,
+    };
+    let auth = Auth {
+        authenticator: Some(Authenticator {
+            token_file,
+            token_authenticators: Vec::new(),
+        }),
+        authorizer: Box::new(authz::Union(vec![
+            Box::new(MastersGroup),
+            Box::new(RbacAuthorizer::new(rbac_caches(registry))),
+        ])),
+    };
+    Ok((auth, Arc::new(tls)))
+}
+
+fn rbac_caches(registry: &Registry) -> rbac_authz::Caches {
+    let cache = |info| registry.of(info).storage.cache.clone();
+    rbac_authz::Caches {
+        roles: cache(&rbac::role::INFO),
+        cluster_roles: cache(&rbac::clusterrole::INFO),
+        bindings: cache(&rbac::rolebinding::INFO),
+        cluster_bindings: cache(&rbac::clusterrolebinding::INFO),
+    }
 }
 
 /// The namespaces every cluster has, and the `kubernetes` service pointing at the API.
@@ -147,6 +244,18 @@ async fn bootstrap(state: &AppState, config: &builtin::RegistryConfig) -> anyhow
     create_internal(registry.of(&service::INFO), Some("default"), svc)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The default RBAC policy: created when missing, never overwritten (a cluster's own
+    // changes to it are kept).
+    for role in policy::cluster_roles() {
+        create_internal(registry.of(&rbac::clusterrole::INFO), None, role)
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrap ClusterRole: {e}"))?;
+    }
+    for binding in policy::cluster_role_bindings() {
+        create_internal(registry.of(&rbac::clusterrolebinding::INFO), None, binding)
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrap ClusterRoleBinding: {e}"))?;
+    }
     Ok(())
 }
 
@@ -199,6 +308,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/openapi/v3", get(discovery_http::openapi_v3_index))
         .route("/openapi/v3/{*path}", get(discovery_http::openapi_v3))
         .fallback(endpoints::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::filter,
+        ))
         .with_state(state)
 }
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use tokio::sync::watch;
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -17,4 +18,5 @@ pub struct AppState {
     pub metrics: Metrics,
     pub shutdown: watch::Receiver<bool>,
     pub address: SocketAddr,
+    pub auth: Auth,
 }

@@ -194,7 +194,9 @@ async fn main() {
     let net = TestNet::new(201);
     let log = std::fs::File::create(root.path().join("agent.log")).unwrap();
     let child = Command::new(&agent_bin)
-        .args(["--apiserver", &cluster.url(), "--node-name", NODE])
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args(["--node-name", NODE])
         .arg("--containerd-socket")
         .arg(containerd.socket())
         .args(["--containerd-namespace", NS, "--port", "0"])

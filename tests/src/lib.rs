@@ -209,10 +209,12 @@ pub fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// etcd plus an in-process apiserver on a random port, and a kubeconfig pointing at it.
+/// etcd plus an in-process apiserver on a random port, secured as in production (TLS, client
+/// certificates, RBAC) with its cert dir in a temp dir, and an admin kubeconfig for it.
 pub struct TestCluster {
     pub api: skiff_apiserver::RunningServer,
     pub etcd: Etcd,
+    client_config: kube::Config,
     dir: TempDir,
 }
 
@@ -227,20 +229,56 @@ impl TestCluster {
     ) -> anyhow::Result<TestCluster> {
         init_tracing();
         let etcd = Etcd::start().await?;
+        let dir = tempfile::Builder::new()
+            .prefix("skiff-cluster-")
+            .tempdir()?;
         let mut config = skiff_apiserver::Config {
             etcd_servers: vec![etcd.endpoint.clone()],
             port: 0,
             compaction_interval: None,
+            security: skiff_apiserver::Security::Secure(skiff_apiserver::SecureServing {
+                cert_dir: dir.path().join("pki"),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         tweak(&mut config);
         let api = skiff_apiserver::start(config).await?;
-        let dir = tempfile::Builder::new()
-            .prefix("skiff-cluster-")
-            .tempdir()?;
-        let cluster = TestCluster { api, etcd, dir };
-        std::fs::write(cluster.kubeconfig_path(), kubeconfig(&cluster.url()))?;
-        Ok(cluster)
+        let kubeconfig_path = dir.path().join("kubeconfig");
+        match &api.cert_dir {
+            Some(cert_dir) => {
+                std::fs::copy(cert_dir.join("admin.kubeconfig"), &kubeconfig_path)?;
+            }
+            None => std::fs::write(&kubeconfig_path, insecure_kubeconfig(&api.url()))?,
+        }
+        let client_config = client_config(&kubeconfig_path).await?;
+        Ok(TestCluster {
+            api,
+            etcd,
+            client_config,
+            dir,
+        })
+    }
+
+    /// A kubeconfig for `user` in `group`, with a client certificate from the cluster CA.
+    pub fn kubeconfig_for(&self, user: &str, group: Option<&str>) -> anyhow::Result<String> {
+        let cert_dir = self
+            .api
+            .cert_dir
+            .as_ref()
+            .context("the cluster runs without TLS, so it has no CA")?;
+        let pki = skiff_pki::ClusterPki::ensure(cert_dir, &Default::default(), &self.url())?;
+        Ok(pki.kubeconfig_for(&self.url(), user, group)?)
+    }
+
+    /// A kube-rs client acting as `user` in `group` (a client certificate from the CA).
+    pub async fn client_as(&self, user: &str, group: Option<&str>) -> anyhow::Result<kube::Client> {
+        let path = self
+            .dir
+            .path()
+            .join(format!("kubeconfig-{}", user.replace(':', "_")));
+        std::fs::write(&path, self.kubeconfig_for(user, group)?)?;
+        Ok(kube::Client::try_from(client_config(&path).await?)?)
     }
 
     pub fn url(&self) -> String {
@@ -255,10 +293,9 @@ impl TestCluster {
         self.dir.path().join("kubeconfig")
     }
 
-    /// A kube-rs client for the apiserver.
+    /// A kube-rs client for the apiserver, as the cluster admin.
     pub fn client(&self) -> kube::Client {
-        let config = kube::Config::new(self.url().parse().expect("apiserver URL is a valid URI"));
-        kube::Client::try_from(config).expect("building a kube client")
+        kube::Client::try_from(self.client_config.clone()).expect("building a kube client")
     }
 
     /// Run a kubectl binary against this cluster (without blocking the in-process apiserver).
@@ -328,8 +365,14 @@ impl KubectlOutput {
     }
 }
 
-/// A kubeconfig usable by kubectl and kube-rs for a plain-HTTP apiserver.
-pub fn kubeconfig(server: &str) -> String {
+/// The kube-rs configuration a kubeconfig file describes.
+pub async fn client_config(path: &Path) -> anyhow::Result<kube::Config> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+    Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?)
+}
+
+/// A kubeconfig for an apiserver in the test-only plain-HTTP mode.
+pub fn insecure_kubeconfig(server: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Config

@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 
 use super::core::service::allocator::Allocators;
 use super::strategy::KindStrategy;
-use super::{apps, batch, coordination, core, discovery, Admission};
+use super::{apps, batch, coordination, core, discovery, rbac, Admission};
 use crate::admission::namespace_lifecycle::NamespaceLifecycle;
 
 /// What the kinds' strategies are configured with.
@@ -46,6 +46,10 @@ pub fn kinds(config: &RegistryConfig) -> Vec<Box<dyn KindStrategy>> {
         Box::new(discovery::endpointslice::EndpointSliceStrategy),
         Box::new(coordination::lease::LeaseStrategy),
         Box::new(batch::job::JobStrategy),
+        Box::new(rbac::role::RoleStrategy),
+        Box::new(rbac::clusterrole::ClusterRoleStrategy),
+        Box::new(rbac::rolebinding::RoleBindingStrategy),
+        Box::new(rbac::clusterrolebinding::ClusterRoleBindingStrategy),
     ]
 }
 

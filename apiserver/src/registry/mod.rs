@@ -15,6 +15,7 @@ pub mod batch;
 pub mod coordination;
 pub mod core;
 pub mod discovery;
+pub mod rbac;
 
 use std::sync::Arc;
 

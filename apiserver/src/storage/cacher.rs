@@ -147,6 +147,12 @@ impl WatchCache {
         self.inner.read().expect("cache lock").revision
     }
 
+    /// The revision of the last change applied (not moved by progress notifications), so a
+    /// reader can tell whether the objects changed.
+    pub fn applied_revision(&self) -> i64 {
+        self.inner.read().expect("cache lock").applied
+    }
+
     /// The oldest revision a watch may start from.
     pub fn oldest(&self) -> i64 {
         self.inner.read().expect("cache lock").oldest

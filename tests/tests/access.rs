@@ -1,0 +1,164 @@
+//! Identity and access on a secured apiserver: TLS only, no credentials → 401 outside the
+//! public paths, RBAC's view/edit roles as Kubernetes defines them (403 with Kubernetes'
+//! message), each component holding only its own ClusterRole.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use skiff_testkit::{kubectl_binaries, wait_for, TestCluster};
+
+fn configmap(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "k": "v" } })).unwrap()
+}
+
+/// A plain HTTPS GET trusting the cluster CA, with no credentials.
+async fn anonymous_get(cluster: &TestCluster, path: &str) -> (u16, String) {
+    let ca = cluster.api.cert_dir.as_ref().unwrap().join("ca.crt");
+    let out = tokio::process::Command::new("curl")
+        .args(["-s", "-o", "-", "-w", "\n%{http_code}", "--cacert"])
+        .arg(&ca)
+        .arg(format!("{}{path}", cluster.url()))
+        .output()
+        .await
+        .expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text
+        .rsplit_once('\n')
+        .expect("curl printed the status code");
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[tokio::test]
+async fn no_credentials_get_401_except_on_the_public_paths() {
+    let cluster = TestCluster::start().await.unwrap();
+    assert!(cluster.url().starts_with("https://"), "{}", cluster.url());
+    for path in [
+        "/api",
+        "/api/v1/pods",
+        "/apis/apps/v1/deployments",
+        "/openapi/v2",
+        "/metrics",
+    ] {
+        let (code, body) = anonymous_get(&cluster, path).await;
+        assert_eq!(code, 401, "{path}: {body}");
+        assert!(
+            body.contains("\"reason\":\"Unauthorized\""),
+            "{path}: {body}"
+        );
+    }
+    for path in ["/healthz", "/livez", "/readyz", "/version"] {
+        let (code, body) = anonymous_get(&cluster, path).await;
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_view_user_reads_and_is_refused_writes_with_kubernetes_message() {
+    let cluster = TestCluster::start().await.unwrap();
+    let admin = cluster.client();
+    Api::<ConfigMap>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &configmap("settings"))
+        .await
+        .unwrap();
+    let alice = cluster.client_as("alice", Some("dev")).await.unwrap();
+    let as_alice = Api::<ConfigMap>::namespaced(alice.clone(), "default");
+    let err = as_alice.get("settings").await.unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "configmaps \"settings\" is forbidden: User \"alice\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"default\""
+        ),
+        "{err}"
+    );
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "dev-view" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "dev" }],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let cm = wait_for(
+        "alice can read through the group binding",
+        Duration::from_secs(10),
+        || {
+            let api = as_alice.clone();
+            async move { api.get("settings").await.ok() }
+        },
+    )
+    .await;
+    assert_eq!(cm.data.unwrap()["k"], "v");
+    let err = as_alice
+        .create(&PostParams::default(), &configmap("mine"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("User \"alice\" cannot create resource \"configmaps\""),
+        "{err}"
+    );
+    // Another namespace is not covered by a RoleBinding in default.
+    let elsewhere = Api::<ConfigMap>::namespaced(alice, "kube-system");
+    assert!(elsewhere.list(&Default::default()).await.is_err());
+    // Secrets are not in view.
+    for kubectl in kubectl_binaries() {
+        let path = cluster.dir().join("alice.kubeconfig");
+        std::fs::write(&path, cluster.kubeconfig_for("alice", Some("dev")).unwrap()).unwrap();
+        let out = tokio::process::Command::new(&kubectl)
+            .args(["get", "secrets", "-n", "default"])
+            .env("KUBECONFIG", &path)
+            .env("HOME", cluster.dir())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("Error from server (Forbidden): secrets is forbidden: User \"alice\" cannot list resource \"secrets\""),
+            "{}: {stderr}",
+            kubectl.display()
+        );
+        let out = tokio::process::Command::new(&kubectl)
+            .args(["get", "configmaps", "-n", "default", "-o", "name"])
+            .env("KUBECONFIG", &path)
+            .env("HOME", cluster.dir())
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("configmap/settings"));
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn the_scheduler_identity_cannot_write_secrets_or_nodes() {
+    let cluster = TestCluster::start().await.unwrap();
+    let scheduler = cluster
+        .client_as("system:kube-scheduler", None)
+        .await
+        .unwrap();
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::all(scheduler.clone());
+    pods.list(&Default::default())
+        .await
+        .expect("the scheduler lists pods");
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::all(scheduler.clone());
+    let err = secrets.list(&Default::default()).await.unwrap_err();
+    assert!(err.to_string().contains("forbidden"), "{err}");
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(scheduler);
+    let err = nodes.delete("any", &Default::default()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot delete resource \"nodes\""),
+        "{err}"
+    );
+    cluster.stop().await;
+}
