@@ -71,7 +71,7 @@ fn resource_entry(strategy: &dyn KindStrategy) -> Vec<Value> {
         "singularName": r.singular,
         "namespaced": r.namespaced,
         "kind": r.kind,
-        "verbs": ALL_VERBS,
+        "verbs": if strategy.virtual_create().is_some() { &["create"][..] } else { ALL_VERBS },
     });
     if !r.short_names.is_empty() {
         main["shortNames"] = json!(r.short_names);

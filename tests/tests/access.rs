@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, PostParams};
@@ -160,5 +162,124 @@ async fn the_scheduler_identity_cannot_write_secrets_or_nodes() {
         err.to_string().contains("cannot delete resource \"nodes\""),
         "{err}"
     );
+    cluster.stop().await;
+}
+
+async fn kubectl_as(
+    cluster: &TestCluster,
+    kubeconfig: &std::path::Path,
+    kubectl: &std::path::Path,
+    args: &[&str],
+) -> (bool, String, String) {
+    let out = tokio::process::Command::new(kubectl)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", cluster.dir())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn auth_can_i_with_kubectl_1_27_and_the_reviews_through_kube_rs() {
+    let cluster = TestCluster::start().await.unwrap();
+    let path = cluster.dir().join("bob.kubeconfig");
+    std::fs::write(&path, cluster.kubeconfig_for("bob", Some("qa")).unwrap()).unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "qa-edit" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob" }],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(cluster.client(), "default")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    // kubectl 1.32 and newer send access reviews as protobuf (issue 14); 1.27 sends JSON.
+    let json_kubectls: Vec<_> = kubectl_binaries()
+        .into_iter()
+        .filter(|k| k.to_string_lossy().ends_with("kubectl.1.27"))
+        .collect();
+    assert!(!json_kubectls.is_empty(), "kubectl 1.27 is installed");
+    for kubectl in json_kubectls {
+        let can = |args: &'static [&'static str]| {
+            let (path, kubectl, cluster) = (path.clone(), kubectl.clone(), &cluster);
+            async move {
+                let mut all = vec!["auth", "can-i"];
+                all.extend_from_slice(args);
+                let (_, stdout, stderr) = kubectl_as(cluster, &path, &kubectl, &all).await;
+                assert!(
+                    stdout.trim() == "yes" || stdout.trim() == "no",
+                    "{args:?}: {stdout} {stderr}"
+                );
+                stdout.trim() == "yes"
+            }
+        };
+        wait_for(
+            "bob's binding reaches the authorizer",
+            Duration::from_secs(10),
+            || async {
+                can(&["create", "deployments", "-n", "default"])
+                    .await
+                    .then_some(())
+            },
+        )
+        .await;
+        assert!(can(&["delete", "pods", "-n", "default"]).await);
+        assert!(!can(&["create", "rolebindings", "-n", "default"]).await);
+        assert!(!can(&["get", "pods", "-n", "kube-system"]).await);
+        assert!(!can(&["delete", "nodes"]).await);
+        let (ok, list, stderr) = kubectl_as(
+            &cluster,
+            &path,
+            &kubectl,
+            &["auth", "can-i", "--list", "-n", "default"],
+        )
+        .await;
+        assert!(ok, "{stderr}");
+        assert!(
+            list.contains("selfsubjectaccessreviews.authorization.k8s.io"),
+            "{list}"
+        );
+        assert!(list.contains("deployments.apps"), "{list}");
+    }
+    // `kubectl auth whoami` sends protobuf in every version that has it (issue 14); the same
+    // SelfSubjectReview through kube-rs (JSON):
+    let bob = cluster.client_as("bob", Some("qa")).await.unwrap();
+    let review: SelfSubjectReview = serde_json::from_value(json!({ "metadata": {} })).unwrap();
+    let review = Api::<SelfSubjectReview>::all(bob.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap();
+    let info = review.status.unwrap().user_info.unwrap();
+    assert_eq!(info.username.as_deref(), Some("bob"));
+    assert_eq!(
+        info.groups.unwrap(),
+        ["qa".to_string(), "system:authenticated".to_string()]
+    );
+    // A SubjectAccessReview is for those allowed to ask about others: bob is not.
+    let sar: SubjectAccessReview = serde_json::from_value(json!({
+        "spec": { "user": "alice", "resourceAttributes": { "verb": "get", "resource": "pods" } }
+    }))
+    .unwrap();
+    let err = Api::<SubjectAccessReview>::all(bob)
+        .create(&PostParams::default(), &sar)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot create resource \"subjectaccessreviews\""),
+        "{err}"
+    );
+    let answered = Api::<SubjectAccessReview>::all(cluster.client())
+        .create(&PostParams::default(), &sar)
+        .await
+        .unwrap();
+    assert!(!answered.status.unwrap().allowed, "alice holds no role");
     cluster.stop().await;
 }

@@ -20,6 +20,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::user::UserInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::registry::strategy::SubresourceHandler;
@@ -36,6 +37,8 @@ pub struct HandlerRequest<'a> {
     pub headers: &'a HeaderMap,
     pub params: &'a Params,
     pub body: &'a Bytes,
+    /// Who the request acts as (set by the auth filter).
+    pub user: &'a UserInfo,
 }
 
 impl HandlerRequest<'_> {
@@ -75,7 +78,10 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: axum::extract::Re
         Err(_) => return ApiError::too_large(MAX_BODY).into_response(),
     };
     let plural = target.kind.info().plural;
+    let anonymous = UserInfo::anonymous();
+    let user = parts.extensions.get::<UserInfo>().unwrap_or(&anonymous);
     let req = HandlerRequest {
+        user,
         state: &state,
         target,
         method: &parts.method,
@@ -120,6 +126,12 @@ async fn route(req: &HandlerRequest<'_>) -> ApiResult<Response> {
         )));
     }
     let named = t.name.is_some();
+    if let Some(computed) = t.kind.strategy.virtual_create() {
+        return match (named, req.method) {
+            (false, &Method::POST) => create::create_virtual(req, computed),
+            _ => Err(not_allowed()),
+        };
+    }
     match (t.sub.map(|s| &s.handler), named) {
         (None, false) => match *req.method {
             Method::GET if req.is_watch() => watch::watch(req).await,

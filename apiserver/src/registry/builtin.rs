@@ -7,7 +7,9 @@ use ipnet::Ipv4Net;
 
 use super::core::service::allocator::Allocators;
 use super::strategy::KindStrategy;
-use super::{apps, batch, coordination, core, discovery, rbac, Admission};
+use super::{
+    apps, authentication, authorization, batch, coordination, core, discovery, rbac, Admission,
+};
 use crate::admission::namespace_lifecycle::NamespaceLifecycle;
 
 /// What the kinds' strategies are configured with.
@@ -50,6 +52,10 @@ pub fn kinds(config: &RegistryConfig) -> Vec<Box<dyn KindStrategy>> {
         Box::new(rbac::clusterrole::ClusterRoleStrategy),
         Box::new(rbac::rolebinding::RoleBindingStrategy),
         Box::new(rbac::clusterrolebinding::ClusterRoleBindingStrategy),
+        Box::new(authorization::selfsubjectaccessreview::SelfSubjectAccessReviewStrategy),
+        Box::new(authorization::selfsubjectrulesreview::SelfSubjectRulesReviewStrategy),
+        Box::new(authorization::subjectaccessreview::SubjectAccessReviewStrategy),
+        Box::new(authentication::selfsubjectreview::SelfSubjectReviewStrategy),
     ]
 }
 

@@ -11,6 +11,8 @@ pub mod typed;
 pub mod validation;
 
 pub mod apps;
+pub mod authentication;
+pub mod authorization;
 pub mod batch;
 pub mod coordination;
 pub mod core;

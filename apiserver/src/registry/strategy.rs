@@ -163,6 +163,21 @@ impl SubresourceRequest<'_> {
     }
 }
 
+/// A create-only resource whose objects are computed from the request and never stored (the
+/// access reviews, SelfSubjectReview): POST returns the object with its status filled in.
+pub trait VirtualCreate: Send + Sync {
+    fn create(&self, req: VirtualRequest<'_>) -> ApiResult<Value>;
+}
+
+/// What a [`VirtualCreate`] answers from.
+pub struct VirtualRequest<'a> {
+    pub user: &'a crate::auth::user::UserInfo,
+    pub authorizer: &'a dyn crate::auth::authz::Authorizer,
+    pub namespace: Option<&'a str>,
+    /// The decoded, defaulted and validated object.
+    pub object: Value,
+}
+
 pub trait CustomSubresource: Send + Sync {
     fn handle<'a>(&'a self, req: SubresourceRequest<'a>) -> BoxFuture<'a, ApiResult<Response>>;
 }
@@ -224,6 +239,11 @@ pub trait KindStrategy: Send + Sync {
     /// `spec.finalizers`).
     fn held_by_spec(&self, _obj: &Value) -> bool {
         false
+    }
+
+    /// For create-only computed resources: how POST answers (nothing is stored).
+    fn virtual_create(&self) -> Option<&dyn VirtualCreate> {
+        None
     }
 
     fn allocation(&self) -> Option<&dyn Allocation> {

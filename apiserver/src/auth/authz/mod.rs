@@ -19,6 +19,11 @@ pub enum Decision {
 
 pub trait Authorizer: Send + Sync {
     fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision;
+
+    /// The rules this authorizer grants `user` in `namespace`, for SelfSubjectRulesReview.
+    fn rules_for(&self, _user: &UserInfo, _namespace: &str) -> Vec<rbac::PolicyRule> {
+        Vec::new()
+    }
 }
 
 /// `system:masters` is allowed everything, before anything else is asked (kube-apiserver's
@@ -56,6 +61,13 @@ impl Authorizer for Union {
             }
         }
         Decision::NoOpinion
+    }
+
+    fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<rbac::PolicyRule> {
+        self.0
+            .iter()
+            .flat_map(|a| a.rules_for(user, namespace))
+            .collect()
     }
 }
 

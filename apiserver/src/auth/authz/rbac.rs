@@ -14,7 +14,7 @@ use crate::auth::user::{self, UserInfo};
 use crate::registry::rbac::clusterrole;
 use crate::storage::WatchCache;
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRule {
     #[serde(default)]
@@ -288,9 +288,11 @@ impl RbacAuthorizer {
         *self.current.write().expect("rbac lock") = (Some(revisions), snapshot.clone());
         snapshot
     }
+}
 
+impl Authorizer for RbacAuthorizer {
     /// Every rule `user` holds in `namespace` (cluster-wide ones included).
-    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
+    fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
         let mut rules = Vec::new();
         self.snapshot().visit(user, namespace, &mut |r| {
             rules.push(r.clone());
@@ -298,9 +300,7 @@ impl RbacAuthorizer {
         });
         rules
     }
-}
 
-impl Authorizer for RbacAuthorizer {
     fn authorize(&self, user: &UserInfo, request: &RequestInfo) -> Decision {
         let mut allowed = false;
         self.snapshot()
