@@ -111,33 +111,23 @@ async fn a_view_user_reads_and_is_refused_writes_with_kubernetes_message() {
     for kubectl in kubectl_binaries() {
         let path = cluster.dir().join("alice.kubeconfig");
         std::fs::write(&path, cluster.kubeconfig_for("alice", Some("dev")).unwrap()).unwrap();
-        let out = tokio::process::Command::new(&kubectl)
-            .args(["get", "secrets", "-n", "default"])
-            .env("KUBECONFIG", &path)
-            .env("HOME", cluster.dir())
-            .output()
-            .await
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success());
+        let (ok, _, stderr) = kubectl_as(
+            &cluster,
+            &path,
+            &kubectl,
+            &["get", "secrets", "-n", "default"],
+        )
+        .await;
+        assert!(!ok);
         assert!(
             stderr.contains("Error from server (Forbidden): secrets is forbidden: User \"alice\" cannot list resource \"secrets\""),
             "{}: {stderr}",
             kubectl.display()
         );
-        let out = tokio::process::Command::new(&kubectl)
-            .args(["get", "configmaps", "-n", "default", "-o", "name"])
-            .env("KUBECONFIG", &path)
-            .env("HOME", cluster.dir())
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("configmap/settings"));
+        let args = ["get", "configmaps", "-n", "default", "-o", "name"];
+        let (ok, stdout, stderr) = kubectl_as(&cluster, &path, &kubectl, &args).await;
+        assert!(ok, "{stderr}");
+        assert!(stdout.contains("configmap/settings"));
     }
     cluster.stop().await;
 }
