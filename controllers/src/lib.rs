@@ -11,6 +11,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use skiff_component::{LeaderElectionConfig, LeaderElector, Recorder, Reporter};
 
+pub mod clusterrole_aggregation;
 pub mod context;
 pub mod deployment;
 pub mod endpoints;

@@ -3,8 +3,8 @@
 
 use crate::registration::Registration;
 use crate::{
-    deployment, endpoints, endpointslice, garbage_collector, job, namespace, node_ipam,
-    node_lifecycle, replicaset,
+    clusterrole_aggregation, deployment, endpoints, endpointslice, garbage_collector, job,
+    namespace, node_ipam, node_lifecycle, replicaset,
 };
 
 pub const CONTROLLERS: &[Registration] = &[
@@ -17,6 +17,7 @@ pub const CONTROLLERS: &[Registration] = &[
     node_ipam::REGISTRATION,
     node_lifecycle::REGISTRATION,
     job::REGISTRATION,
+    clusterrole_aggregation::REGISTRATION,
 ];
 
 pub fn names() -> impl Iterator<Item = &'static str> {
@@ -45,7 +46,8 @@ mod tests {
                 "namespace",
                 "nodeipam",
                 "nodelifecycle",
-                "job"
+                "job",
+                "clusterrole-aggregation"
             ]
         );
         assert!(find("job").is_some());

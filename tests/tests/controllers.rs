@@ -32,7 +32,11 @@ async fn start() -> Env {
         ..Default::default()
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let c = client.clone();
+    // The controllers run as themselves, with only their ClusterRole's rights.
+    let c = cluster
+        .client_as("system:kube-controller-manager", None)
+        .await
+        .expect("a client for the controllers' identity");
     tokio::spawn(async move {
         if let Err(e) = skiff_controllers::run(c, config, async {
             let _ = rx.await;
@@ -833,6 +837,54 @@ async fn unreachable_nodes_are_tainted_evicted_and_recovered() {
             .flatten()
             .any(|t| t.key == "node.kubernetes.io/unreachable");
         (!tainted).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn clusterroles_labelled_aggregate_to_view_reach_view() {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let env = start().await;
+    let roles: Api<ClusterRole> = Api::all(env.client.clone());
+    roles
+        .create(
+            &PostParams::default(),
+            &obj(json!({
+                "metadata": {
+                    "name": "widgets-view",
+                    "labels": { "rbac.authorization.k8s.io/aggregate-to-view": "true" },
+                },
+                "rules": [{ "verbs": ["get", "list"], "apiGroups": ["example.io"], "resources": ["widgets"] }],
+            })),
+        )
+        .await
+        .unwrap();
+    let holds_widgets = |role: &ClusterRole| {
+        role.rules
+            .iter()
+            .flatten()
+            .any(|r| r.resources.iter().flatten().any(|res| res == "widgets"))
+    };
+    for name in ["view", "edit", "admin"] {
+        wait_for(&format!("{name} aggregates widgets-view"), T, || async {
+            holds_widgets(&roles.get(name).await.ok()?).then_some(())
+        })
+        .await;
+    }
+    let view = roles.get("view").await.unwrap();
+    assert!(
+        view.rules
+            .iter()
+            .flatten()
+            .any(|r| r.resources.iter().flatten().any(|x| x == "pods")),
+        "view keeps the rules of system:aggregate-to-view"
+    );
+    roles
+        .delete("widgets-view", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("view drops widgets-view's rules", T, || async {
+        (!holds_widgets(&roles.get("view").await.ok()?)).then_some(())
     })
     .await;
 }

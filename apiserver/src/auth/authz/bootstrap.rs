@@ -194,9 +194,9 @@ fn admin_rules() -> Vec<Value> {
 /// ClusterRoles, in creation order (aggregated roles get their rules filled by the controller
 /// manager; the bootstrap also fills them, so a cluster without it still works).
 pub fn cluster_roles() -> Vec<Value> {
-    let mut view = aggregated("view", view_rules(), Some("edit"));
-    let mut edit = aggregated("edit", [view_rules(), edit_rules()].concat(), Some("admin"));
-    let mut admin = aggregated(
+    let view = aggregated("view", view_rules(), Some("edit"));
+    let edit = aggregated("edit", [view_rules(), edit_rules()].concat(), Some("admin"));
+    let admin = aggregated(
         "admin",
         [view_rules(), edit_rules(), admin_rules()].concat(),
         None,
@@ -219,12 +219,6 @@ pub fn cluster_roles() -> Vec<Value> {
             admin_rules(),
         ),
     ];
-    for role in [&mut view, &mut edit, &mut admin] {
-        role["metadata"]["labels"]
-            .as_object_mut()
-            .expect("labels")
-            .retain(|k, _| !k.starts_with(AGGREGATE));
-    }
     let mut roles = vec![
         cluster_role(
             "cluster-admin",
@@ -387,7 +381,13 @@ pub fn cluster_roles() -> Vec<Value> {
                     &["", "events.k8s.io"],
                     &["events"],
                 ),
-                rule(READ, &["*"], &["*"]),
+                // The namespace controller empties a terminating namespace of every kind,
+                // and the garbage collector follows owner references across kinds.
+                rule(
+                    &["get", "list", "watch", "delete", "deletecollection"],
+                    &["*"],
+                    &["*"],
+                ),
                 rule(
                     &["create"],
                     &["authorization.k8s.io"],
