@@ -175,11 +175,7 @@ fn secure_serving(
     if !addr.ip().is_unspecified() {
         ips.push(addr.ip());
     }
-    let service_ip = service::allocator::Allocators {
-        service_range: config.service_cluster_ip_range,
-        node_ports: config.service_node_port_range.clone(),
-    }
-    .first_ip();
+    let service_ip = config.registry().allocators().first_ip();
     let names =
         skiff_pki::ServingNames::for_apiserver(IpAddr::V4(service_ip), "cluster.local", &dns, &ips);
     let local = if addr.ip().is_unspecified() {
@@ -236,11 +232,8 @@ async fn bootstrap(state: &AppState, config: &builtin::RegistryConfig) -> anyhow
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let allocators = service::allocator::Allocators {
-        service_range: config.service_cluster_ip_range,
-        node_ports: config.service_node_port_range.clone(),
-    };
-    let svc = service::kubernetes_service(&allocators.first_ip().to_string(), state.address.port());
+    let service_ip = config.allocators().first_ip();
+    let svc = service::kubernetes_service(&service_ip.to_string(), state.address.port());
     create_internal(registry.of(&service::INFO), Some("default"), svc)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

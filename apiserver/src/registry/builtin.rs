@@ -19,6 +19,16 @@ pub struct RegistryConfig {
     pub service_node_port_range: RangeInclusive<u16>,
 }
 
+impl RegistryConfig {
+    /// The ClusterIP and NodePort allocators these ranges give.
+    pub fn allocators(&self) -> Allocators {
+        Allocators {
+            service_range: self.service_cluster_ip_range,
+            node_ports: self.service_node_port_range.clone(),
+        }
+    }
+}
+
 impl Default for RegistryConfig {
     fn default() -> Self {
         RegistryConfig {
@@ -34,10 +44,7 @@ pub fn kinds(config: &RegistryConfig) -> Vec<Box<dyn KindStrategy>> {
         Box::new(core::pod::PodStrategy),
         Box::new(core::node::NodeStrategy),
         Box::new(core::service::ServiceStrategy {
-            allocators: Allocators {
-                service_range: config.service_cluster_ip_range,
-                node_ports: config.service_node_port_range.clone(),
-            },
+            allocators: config.allocators(),
         }),
         Box::new(core::endpoints::EndpointsStrategy),
         Box::new(core::event::EventStrategy),

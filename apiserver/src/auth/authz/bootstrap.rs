@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::auth::user;
 use crate::registry::rbac::{clusterrole, clusterrolebinding};
+use crate::resource::ALL_VERBS as ALL;
 
 fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
     json!({ "verbs": verbs, "apiGroups": groups, "resources": resources })
@@ -18,16 +19,6 @@ fn urls(verbs: &[&str], urls: &[&str]) -> Value {
 }
 
 const READ: &[&str] = &["get", "list", "watch"];
-const ALL: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
 const AGGREGATE: &str = "rbac.authorization.k8s.io/aggregate-to-";
 
 fn cluster_role(name: &str, labels: Value, rules: Vec<Value>) -> Value {
