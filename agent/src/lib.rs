@@ -74,6 +74,7 @@ pub async fn run(
             instance: Some(config.node_name.clone()),
         },
     );
+    let (services, drive_services) = ServiceCache::new(client.clone());
     let shared = Arc::new(Shared {
         recorder,
         client,
@@ -84,6 +85,8 @@ pub async fn run(
         config,
         logs: kubelet::server::LogState::default(),
         api_port: AtomicU16::new(port),
+        tokens: Default::default(),
+        services,
     });
 
     let app = kubelet::server::router(shared.clone());
@@ -99,10 +102,19 @@ pub async fn run(
         kubelet::node::HostInfo::detect(),
         runtime_version,
     )));
+    helpers.push(AbortOnDrop::spawn(drive_services));
     helpers.extend(spawn_service_networking(&shared));
     let mut workers = kubelet::pods::Workers::default();
+    // Pods start with their service variables, so the Services are read first (as the
+    // kubelet waits for its service informer).
+    let pods = async {
+        tracing::debug!("waiting for the service cache");
+        shared.services.ready().await;
+        tracing::debug!("service cache ready; watching pods");
+        kubelet::pods::watch_pods(shared.clone(), &mut workers).await
+    };
     tokio::select! {
-        r = kubelet::pods::watch_pods(shared.clone(), &mut workers) => {
+        r = pods => {
             if let Err(e) = &r { warn!(error = %format!("{e:#}"), "pod watch ended"); }
         }
         _ = shutdown => info!("agent shutting down (containers keep running)"),
@@ -117,8 +129,8 @@ fn spawn_service_networking(shared: &Shared) -> Vec<AbortOnDrop<()>> {
     if cfg.proxy.is_none() && cfg.dns.is_none() {
         return vec![];
     }
-    let (cache, drive) = ServiceCache::new(shared.client.clone());
-    let mut tasks = vec![AbortOnDrop::spawn(drive)];
+    let cache = shared.services.clone();
+    let mut tasks = Vec::new();
     if let Some(p) = cfg.proxy.clone() {
         let cache = cache.clone();
         tasks.push(AbortOnDrop::spawn(async move {

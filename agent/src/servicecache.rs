@@ -18,6 +18,7 @@ pub struct ServiceCache {
     pub services: Store<Service>,
     pub slices: Store<EndpointSlice>,
     pub changes: tokio::sync::watch::Receiver<u64>,
+    ready: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ServiceCache {
@@ -45,7 +46,16 @@ impl ServiceCache {
         .default_backoff()
         .map(|r| r.map(|_| ()))
         .boxed();
-        let drive = async move {
+        // kube's Store::wait_until_ready wakes only its latest waiter, so one task waits on
+        // the stores and every reader of [`ServiceCache::ready`] waits on this flag instead.
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
+        let (svc_store, slice_store) = (services.clone(), slices.clone());
+        let mark_ready = async move {
+            let _ = svc_store.wait_until_ready().await;
+            let _ = slice_store.wait_until_ready().await;
+            let _ = ready_tx.send(true);
+        };
+        let drive_streams = async move {
             let mut both = futures::stream::select(svc_stream, slice_stream);
             while let Some(ev) = both.next().await {
                 match ev {
@@ -54,19 +64,23 @@ impl ServiceCache {
                 }
             }
         };
+        let drive = async move {
+            futures::join!(drive_streams, mark_ready);
+        };
         (
             ServiceCache {
                 services,
                 slices,
                 changes,
+                ready,
             },
             drive,
         )
     }
 
-    /// Wait until both stores hold a full list.
+    /// Wait until both stores hold a full list (any number of tasks may wait).
     pub async fn ready(&self) {
-        let _ = self.services.wait_until_ready().await;
-        let _ = self.slices.wait_until_ready().await;
+        let mut ready = self.ready.clone();
+        let _ = ready.wait_for(|r| *r).await;
     }
 }

@@ -16,6 +16,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::auth::authn::jwt::{self, TokenKeys};
+use crate::auth::authn::service_account::{
+    BoundKind, ServiceAccountAuthenticator, ServiceAccountTokens,
+};
 use crate::auth::authn::token_file::TokenFile;
 use crate::auth::authn::Authenticator;
 use crate::auth::authz::rbac::{self as rbac_authz, RbacAuthorizer};
@@ -24,7 +28,7 @@ use crate::auth::{self, Auth};
 use crate::config::{Config, SecureServing, Security};
 use crate::endpoints::{self, discovery as discovery_http};
 use crate::metrics::Metrics;
-use crate::registry::core::{namespace, service};
+use crate::registry::core::{namespace, pod, secret, service, serviceaccount};
 use crate::registry::generic::create::create_internal;
 use crate::registry::rbac;
 use crate::registry::{builtin, Registry};
@@ -113,6 +117,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 Auth {
                     authenticator: None,
                     authorizer: Box::new(AlwaysAllow),
+                    // Tokens are still issued (pods mount them) but nothing checks them.
+                    service_account_tokens: Arc::new(ServiceAccountTokens::new(
+                        TokenKeys::ephemeral(jwt::DEFAULT_ISSUER)?,
+                    )),
                 },
                 None,
             )
@@ -197,15 +205,31 @@ fn secure_serving(
         Some(path) => Some(TokenFile::load(path)?),
         None => None,
     };
+    let service_account_tokens = Arc::new(ServiceAccountTokens::new(TokenKeys::from_pem(
+        &pki.service_account_key()?,
+        jwt::DEFAULT_ISSUER,
+    )?));
+    let bound = |info| BoundKind {
+        info,
+        cache: registry.of(info).storage.cache.clone(),
+    };
+    let service_account_authenticator = ServiceAccountAuthenticator {
+        tokens: service_account_tokens.clone(),
+        service_accounts: bound(&serviceaccount::INFO),
+        pods: bound(&pod::INFO),
+        secrets: bound(&secret::INFO),
+        store: registry.of(&serviceaccount::INFO).storage.store.clone(),
+    };
     let auth = Auth {
         authenticator: Some(Authenticator {
             token_file,
-            token_authenticators: Vec::new(),
+            token_authenticators: vec![Box::new(service_account_authenticator)],
         }),
         authorizer: Box::new(authz::Union(vec![
             Box::new(MastersGroup),
             Box::new(RbacAuthorizer::new(rbac_caches(registry))),
         ])),
+        service_account_tokens,
     };
     Ok((auth, Arc::new(tls)))
 }

@@ -28,6 +28,8 @@ pub mod reconcile;
 pub mod registration;
 pub mod registry;
 pub mod replicaset;
+pub mod root_ca_publisher;
+pub mod serviceaccount;
 pub mod util;
 
 pub use context::Context;
@@ -54,6 +56,8 @@ pub struct Config {
     pub gc_resync_period: Duration,
     /// Shared metrics (served by the binary at /metrics).
     pub metrics: Arc<Metrics>,
+    /// The cluster CA (PEM) published to every namespace as `kube-root-ca.crt`.
+    pub root_ca: Option<String>,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             controllers: registry::names().map(String::from).collect(),
             gc_resync_period: Duration::from_secs(30),
             metrics: Arc::new(Metrics::default()),
+            root_ca: None,
         }
     }
 }

@@ -18,6 +18,10 @@ use skiff_controllers::{registry, Config, Metrics};
 struct Args {
     #[command(flatten)]
     client: ClientArgs,
+    /// The cluster CA (PEM) to publish to every namespace as the kube-root-ca.crt ConfigMap
+    /// (default: the kubeconfig's certificate authority)
+    #[arg(long)]
+    root_ca_file: Option<std::path::PathBuf>,
     /// Acquire the leader Lease before acting, so that only one replica runs the controllers
     #[arg(long, default_value_t = false)]
     leader_elect: bool,
@@ -123,7 +127,16 @@ async fn main() -> anyhow::Result<()> {
         metrics: metrics.clone(),
         ..Default::default()
     };
-    let client = args.client.client().await?;
+    let client_config = args.client.config().await?;
+    let root_ca = match &args.root_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --root-ca-file {}", path.display()))?,
+        ),
+        None => client_config.root_cert.as_deref().map(pem_bundle),
+    };
+    let config = Config { root_ca, ..config };
+    let client = kube::Client::try_from(client_config)?;
     if args.port != 0 {
         let addr: SocketAddr = format!("{}:{}", args.bind_address, args.port)
             .parse()
@@ -135,4 +148,20 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     skiff_controllers::run(client, config, shutdown_signal()).await
+}
+
+/// PEM text of DER certificates.
+fn pem_bundle(certs: &[Vec<u8>]) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    for der in certs {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
 }

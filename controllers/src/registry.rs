@@ -4,7 +4,7 @@
 use crate::registration::Registration;
 use crate::{
     clusterrole_aggregation, deployment, endpoints, endpointslice, garbage_collector, job,
-    namespace, node_ipam, node_lifecycle, replicaset,
+    namespace, node_ipam, node_lifecycle, replicaset, root_ca_publisher, serviceaccount,
 };
 
 pub const CONTROLLERS: &[Registration] = &[
@@ -18,6 +18,8 @@ pub const CONTROLLERS: &[Registration] = &[
     node_lifecycle::REGISTRATION,
     job::REGISTRATION,
     clusterrole_aggregation::REGISTRATION,
+    serviceaccount::REGISTRATION,
+    root_ca_publisher::REGISTRATION,
 ];
 
 pub fn names() -> impl Iterator<Item = &'static str> {
@@ -47,7 +49,9 @@ mod tests {
                 "nodeipam",
                 "nodelifecycle",
                 "job",
-                "clusterrole-aggregation"
+                "clusterrole-aggregation",
+                "serviceaccount",
+                "root-ca-cert-publisher"
             ]
         );
         assert!(find("job").is_some());

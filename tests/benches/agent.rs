@@ -210,6 +210,8 @@ async fn main() {
         .spawn()
         .expect("starting skiff-agent");
     let mut agent = OwnedChild::new("skiff-agent", child);
+    // Pods mount a ServiceAccount token, as in any cluster: its prerequisites are there.
+    let controllers = cluster.start_pod_identity_controllers();
     let nodes = Api::<Node>::all(cluster.client());
     wait_for("node Ready", Duration::from_secs(60), || node_ready(&nodes)).await;
     let rss_idle = rss_kib(agent.pid());
@@ -250,6 +252,7 @@ async fn main() {
     agent.terminate(Duration::from_secs(10));
     containerd.stop().await;
     net.cleanup(root.path()).await;
+    controllers.stop().await;
     cluster.stop().await;
 
     let one = results[0].2.p50;

@@ -249,10 +249,7 @@ async fn main() -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controllers = tokio::spawn(skiff_controllers::run(
         cluster.client(),
-        skiff_controllers::Config {
-            controllers: vec!["endpointslice".into()],
-            ..Default::default()
-        },
+        cluster.controllers_config(&["endpointslice"]),
         async move {
             let _ = stop_rx.await;
         },

@@ -285,6 +285,35 @@ impl TestCluster {
         self.api.url()
     }
 
+    /// The cluster CA (PEM); `None` when the cluster runs without TLS.
+    pub fn ca_pem(&self) -> Option<String> {
+        let dir = self.api.cert_dir.as_ref()?;
+        std::fs::read_to_string(dir.join("ca.crt")).ok()
+    }
+
+    /// Controllers configured for this cluster: `names` (from the controllers' registry),
+    /// always with the two every pod needs (the `default` ServiceAccount and the
+    /// `kube-root-ca.crt` ConfigMap of each namespace), and the cluster CA to publish.
+    pub fn controllers_config(&self, names: &[&str]) -> skiff_controllers::Config {
+        let mut controllers: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        for needed in POD_IDENTITY_CONTROLLERS {
+            if !controllers.iter().any(|c| c == needed) {
+                controllers.push(needed.to_string());
+            }
+        }
+        skiff_controllers::Config {
+            controllers,
+            root_ca: self.ca_pem(),
+            ..Default::default()
+        }
+    }
+
+    /// Run only the controllers pods need to start (see [`Self::controllers_config`]) until
+    /// the returned run is stopped.
+    pub fn start_pod_identity_controllers(&self) -> ControllersRun {
+        ControllersRun::spawn(self.client(), self.controllers_config(&[]))
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -423,4 +452,38 @@ fn init_tracing() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// The controllers without which no pod with a ServiceAccount token starts.
+pub const POD_IDENTITY_CONTROLLERS: &[&str] = &["serviceaccount", "root-ca-cert-publisher"];
+
+/// Controllers running in this process, stopped by [`ControllersRun::stop`].
+pub struct ControllersRun {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl ControllersRun {
+    pub fn spawn(client: kube::Client, config: skiff_controllers::Config) -> ControllersRun {
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(skiff_controllers::run(client, config, async move {
+            let _ = rx.await;
+        }));
+        ControllersRun {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
 }

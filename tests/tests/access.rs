@@ -273,3 +273,213 @@ async fn auth_can_i_with_kubectl_1_27_and_the_reviews_through_kube_rs() {
     assert!(!answered.status.unwrap().allowed, "alice holds no role");
     cluster.stop().await;
 }
+
+/// Run kubectl with a bearer token only (no kubeconfig credentials).
+async fn kubectl_with_token(
+    cluster: &TestCluster,
+    kubectl: &std::path::Path,
+    token: &str,
+    args: &[&str],
+) -> (bool, String, String) {
+    let ca = cluster.api.cert_dir.as_ref().unwrap().join("ca.crt");
+    let out = tokio::process::Command::new(kubectl)
+        .arg(format!("--server={}", cluster.url()))
+        .arg(format!("--certificate-authority={}", ca.display()))
+        .arg(format!("--token={token}"))
+        .args(args)
+        .env("KUBECONFIG", "/dev/null")
+        .env("HOME", cluster.dir())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_from_kubectl_create_token() {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+
+    let cluster = TestCluster::start().await.unwrap();
+    let controllers = cluster.start_pod_identity_controllers();
+    let admin = cluster.client();
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "dev"}})).unwrap();
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    // Every namespace gets its default ServiceAccount and the cluster CA.
+    let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), "dev");
+    wait_for(
+        "dev's default ServiceAccount",
+        Duration::from_secs(10),
+        || {
+            let accounts = accounts.clone();
+            async move { accounts.get_opt("default").await.ok().flatten() }
+        },
+    )
+    .await;
+    let config_maps = Api::<ConfigMap>::namespaced(admin.clone(), "dev");
+    let root_ca = wait_for("dev's kube-root-ca.crt", Duration::from_secs(10), || {
+        let config_maps = config_maps.clone();
+        async move { config_maps.get_opt("kube-root-ca.crt").await.ok().flatten() }
+    })
+    .await;
+    assert_eq!(
+        root_ca.data.unwrap()["ca.crt"],
+        cluster.ca_pem().unwrap(),
+        "the published CA is the cluster's"
+    );
+
+    let builder: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "builder"}})).unwrap();
+    accounts
+        .create(&PostParams::default(), &builder)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "builder-view" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "builder", "namespace": "dev" }],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), "dev")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    // `kubectl create token` (1.27 sends JSON; newer kubectls send protobuf, issue 14).
+    let kubectls = kubectl_binaries();
+    let old = kubectls
+        .iter()
+        .find(|k| k.to_string_lossy().ends_with("kubectl.1.27"))
+        .expect("kubectl 1.27 is installed");
+    let kubeconfig = cluster.kubeconfig_path();
+    let (ok, token, stderr) = kubectl_as(
+        &cluster,
+        &kubeconfig,
+        old,
+        &[
+            "create",
+            "token",
+            "builder",
+            "-n",
+            "dev",
+            "--duration",
+            "10m",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let token = token.trim().to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    for kubectl in &kubectls {
+        let k = kubectl.display();
+        let read = ["get", "configmaps", "-n", "dev", "-o", "name"];
+        let (ok, stdout, stderr) = wait_for(
+            "the RoleBinding reaches the authorizer",
+            Duration::from_secs(10),
+            || async {
+                let r = kubectl_with_token(&cluster, kubectl, &token, &read).await;
+                r.0.then_some(r)
+            },
+        )
+        .await;
+        assert!(
+            ok && stdout.contains("configmap/kube-root-ca.crt"),
+            "{k}: {stderr}"
+        );
+        let (ok, _, stderr) =
+            kubectl_with_token(&cluster, kubectl, &token, &["get", "secrets", "-n", "dev"]).await;
+        assert!(!ok);
+        assert!(
+            stderr.contains("secrets is forbidden: User \"system:serviceaccount:dev:builder\" cannot list resource \"secrets\" in API group \"\" in the namespace \"dev\""),
+            "{k}: {stderr}"
+        );
+        let (ok, _, stderr) =
+            kubectl_with_token(&cluster, kubectl, &token, &["get", "pods", "-n", "default"]).await;
+        assert!(!ok && stderr.contains("Forbidden"), "{k}: {stderr}");
+    }
+
+    // A lifetime under ten minutes is refused as Kubernetes refuses it.
+    let short: TokenRequest =
+        serde_json::from_value(json!({"spec": {"expirationSeconds": 60}})).unwrap();
+    let err = accounts
+        .create_token_request("builder", &PostParams::default(), &short)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"),
+        "{err}"
+    );
+
+    // A token bound to a pod lives as long as the pod does.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "job"},
+        "spec": {"serviceAccountName": "builder", "containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap();
+    let pods = Api::<Pod>::namespaced(admin.clone(), "dev");
+    let pod = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let bound: TokenRequest = serde_json::from_value(json!({"spec": {"boundObjectRef": {
+        "kind": "Pod", "apiVersion": "v1", "name": "job", "uid": pod.metadata.uid,
+    }}}))
+    .unwrap();
+    let answer = accounts
+        .create_token_request("builder", &PostParams::default(), &bound)
+        .await
+        .unwrap();
+    assert_eq!(answer.spec.expiration_seconds, Some(3600));
+    let pod_token = answer.status.unwrap().token;
+    let kubectl = kubectls.last().unwrap();
+    let read = ["get", "configmaps", "-n", "dev", "-o", "name"];
+    assert!(
+        kubectl_with_token(&cluster, kubectl, &pod_token, &read)
+            .await
+            .0
+    );
+    // The pod runs as builder: a token for another ServiceAccount cannot be bound to it.
+    let err = Api::<ServiceAccount>::namespaced(admin.clone(), "dev")
+        .create_token_request("default", &PostParams::default(), &bound)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("to pod running with different serviceaccount name"),
+        "{err}"
+    );
+    pods.delete("job", &Default::default()).await.unwrap();
+    wait_for(
+        "the pod-bound token dies with its pod",
+        Duration::from_secs(10),
+        || async {
+            let (ok, _, stderr) = kubectl_with_token(&cluster, kubectl, &pod_token, &read).await;
+            (!ok && stderr.contains("Unauthorized")).then_some(())
+        },
+    )
+    .await;
+
+    // Deleting the ServiceAccount invalidates its tokens.
+    accounts
+        .delete("builder", &Default::default())
+        .await
+        .unwrap();
+    wait_for(
+        "the token dies with its ServiceAccount",
+        Duration::from_secs(10),
+        || async {
+            let (ok, _, stderr) = kubectl_with_token(&cluster, kubectl, &token, &read).await;
+            (!ok && stderr.contains("You must be logged in to the server (Unauthorized)"))
+                .then_some(())
+        },
+    )
+    .await;
+    controllers.stop().await;
+    cluster.stop().await;
+}

@@ -14,12 +14,14 @@ use serde_json::json;
 use skiff_testkit::containerd::{
     create_bound_pod, http_get_at, running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE,
 };
-use skiff_testkit::{wait_for, TestCluster};
+use skiff_testkit::{wait_for, ControllersRun, TestCluster};
 use tempfile::TempDir;
 
 /// A cluster, a containerd with the busybox image imported, and an agent.
 struct Env {
     cluster: TestCluster,
+    /// The default ServiceAccount and kube-root-ca.crt every pod's token volume needs.
+    controllers: Option<ControllersRun>,
     containerd: ContainerdProc,
     agent: Option<AgentRun>,
     node: String,
@@ -46,8 +48,10 @@ impl Env {
             .unwrap();
         assert_eq!(names, [IMAGE]);
         let agent = AgentRun::start(cluster.client(), node, &containerd, root.path(), &net);
+        let controllers = Some(cluster.start_pod_identity_controllers());
         let env = Env {
             cluster,
+            controllers,
             containerd,
             agent: Some(agent),
             node: node.to_string(),
@@ -114,6 +118,9 @@ impl Env {
     async fn stop(mut self) {
         if let Some(a) = self.agent.take() {
             a.stop().await;
+        }
+        if let Some(c) = self.controllers.take() {
+            c.stop().await;
         }
         self.containerd.stop().await;
         self.net.cleanup(self.root.path()).await;
@@ -976,5 +983,121 @@ async fn the_kubelet_records_pulled_created_and_started_events_for_a_pod() {
     );
     assert_eq!(message("Created"), "Created container: c");
     assert_eq!(message("Started"), "Started container c");
+    env.stop().await;
+}
+
+/// A pod runs with its ServiceAccount's token, the cluster CA and its namespace at
+/// /var/run/secrets/kubernetes.io/serviceaccount and KUBERNETES_SERVICE_* in its environment;
+/// it calls the API with the token and gets exactly what the ServiceAccount's Role allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_calls_the_api_with_its_own_service_account_token() {
+    if !running_as_root() {
+        eprintln!("skipped: needs root for containerd");
+        return;
+    }
+    let env = Env::start("agent-node-k", 11).await;
+    let client = env.cluster.client();
+    // The ServiceAccount may read pods in its namespace, nothing else.
+    let role: k8s_openapi::api::rbac::v1::Role = serde_json::from_value(json!({
+        "metadata": {"name": "pod-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+    }))
+    .unwrap();
+    Api::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: k8s_openapi::api::rbac::v1::RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "pod-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}],
+    }))
+    .unwrap();
+    Api::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    let api_port = env.cluster.api.addr.port();
+    let dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+    // curl from the host (busybox's wget speaks no TLS a modern server accepts), verifying
+    // the apiserver with the CA the volume holds.
+    let script = format!(
+        "echo host=$KUBERNETES_SERVICE_HOST port=$KUBERNETES_SERVICE_PORT; \
+         echo namespace=$(cat {dir}/namespace); \
+         T=$(cat {dir}/token); \
+         for path in pods/caller secrets; do \
+           /usr/bin/curl -sS -o /tmp/body -w \"$path=%{{http_code}}\\n\" --cacert {dir}/ca.crt \
+             -H \"Authorization: Bearer $T\" https://127.0.0.1:{api_port}/api/v1/namespaces/default/$path; \
+           cat /tmp/body; echo; \
+         done; \
+         /usr/bin/curl -sS -o /dev/null -w 'anonymous=%{{http_code}}\\n' --cacert {dir}/ca.crt \
+           https://127.0.0.1:{api_port}/api/v1/namespaces/default/pods"
+    );
+    let host_dir = |name: &str, path: &str| json!({"name": name, "hostPath": {"path": path, "type": "Directory"}});
+    let mount = |name: &str, path: &str| json!({"name": name, "mountPath": path, "readOnly": true});
+    // hostNetwork: the test's apiserver listens on the host's loopback only.
+    env.create_pod(
+        "caller",
+        json!({
+            "restartPolicy": "Never",
+            "hostNetwork": true,
+            "containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", script],
+                "volumeMounts": [mount("usr", "/usr"), mount("lib", "/lib"), mount("lib64", "/lib64")]}],
+            "volumes": [host_dir("usr", "/usr"), host_dir("lib", "/usr/lib"), host_dir("lib64", "/usr/lib64")],
+        }),
+    )
+    .await;
+    let pod = env
+        .wait_pod("caller", "finished", Duration::from_secs(60), |p| {
+            matches!(phase(p), "Succeeded" | "Failed")
+        })
+        .await;
+    // The ServiceAccount admission put the token volume in and mounted it.
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+    let volume = spec
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.projected.is_some());
+    assert!(volume.unwrap().name.starts_with("kube-api-access-"));
+
+    let port = env.agent_port().await;
+    let (code, logs) = http_get(port, "/containerLogs/default/caller/c").await;
+    assert_eq!(code, 200, "{logs}");
+    let cluster_ip = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client, "default")
+        .get("kubernetes")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .cluster_ip
+        .unwrap();
+    assert!(
+        logs.contains(&format!("host={cluster_ip} port=443")),
+        "{logs}"
+    );
+    assert!(logs.contains("namespace=default"), "{logs}");
+    assert!(
+        logs.contains("pods/caller=200"),
+        "the token reads its own pod: {logs}"
+    );
+    assert!(logs.contains(r#""name":"caller""#), "{logs}");
+    assert!(
+        logs.contains("secrets=403"),
+        "secrets are not the Role's: {logs}"
+    );
+    assert!(
+        logs.contains(
+            r#"cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""#
+        ) && logs.contains("system:serviceaccount:default:default"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("anonymous=401"),
+        "no token, no access: {logs}"
+    );
     env.stop().await;
 }

@@ -134,6 +134,7 @@ impl E2e {
             // The agents bring their own podCIDRs.
             cluster_cidr: None,
             gc_resync_period: Duration::from_secs(5),
+            root_ca: cluster.ca_pem(),
             ..Default::default()
         };
         let client = cluster.client();

@@ -31,7 +31,7 @@ use skiff_agent::images::registry::Registry;
 use skiff_testkit::containerd::{
     create_bound_pod, running_as_root, AgentRun, ContainerdProc, TestNet, IMAGE,
 };
-use skiff_testkit::{free_port, wait_for, TestCluster};
+use skiff_testkit::{free_port, wait_for, ControllersRun, TestCluster};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -494,6 +494,8 @@ async fn push_busybox(
 /// containerd removes the containers and exits, the pod network goes, then the rest.
 struct Env {
     agent: Option<AgentRun>,
+    /// The default ServiceAccount and kube-root-ca.crt every pod's token volume needs.
+    controllers: Option<ControllersRun>,
     containerd: ContainerdProc,
     net: NetGuard,
     root: TempDir,
@@ -568,7 +570,9 @@ impl Env {
             config.log_writer = Some(agent_binary());
         }
         let agent = AgentRun::spawn(cluster.client(), config);
+        let controllers = Some(cluster.start_pod_identity_controllers());
         let env = Env {
+            controllers,
             cluster,
             containerd,
             registry,
@@ -707,6 +711,9 @@ impl Env {
         }
         self.containerd.stop().await;
         self.net.cleanup().await;
+        if let Some(c) = self.controllers.take() {
+            c.stop().await;
+        }
         self.cluster.stop().await;
     }
 }

@@ -151,13 +151,12 @@ impl Env {
         }
 
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let controllers = skiff_controllers::Config {
-            controllers: ["replicaset", "deployment", "endpoints", "endpointslice"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            ..Default::default()
-        };
+        let controllers = env.cluster.as_ref().unwrap().controllers_config(&[
+            "replicaset",
+            "deployment",
+            "endpoints",
+            "endpointslice",
+        ]);
         env.others.push((
             tx,
             tokio::spawn(skiff_controllers::run(

@@ -348,7 +348,10 @@ async fn rollout_status_history_and_undo() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controllers = tokio::spawn(skiff_controllers::run(
         cluster.client(),
-        skiff_controllers::Config::default(),
+        skiff_controllers::Config {
+            root_ca: cluster.ca_pem(),
+            ..Default::default()
+        },
         async move {
             let _ = stop_rx.await;
         },

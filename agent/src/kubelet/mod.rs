@@ -14,9 +14,11 @@ pub mod pods;
 pub mod probe;
 pub mod resolv_conf;
 pub mod server;
+pub mod service_env;
 pub mod spec;
 pub mod status;
 pub mod status_writer;
+pub mod tokens;
 pub mod volumes;
 
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -27,6 +29,7 @@ use crate::config::Config;
 use crate::images::registry::Registry;
 use crate::network::Network;
 use crate::runtime::Containerd;
+use crate::servicecache::ServiceCache;
 
 /// What every part of the agent shares.
 pub struct Shared {
@@ -40,11 +43,22 @@ pub struct Shared {
     /// The kubelet's Events (component `kubelet`, host `<node>`).
     pub recorder: Recorder,
     pub(crate) api_port: AtomicU16,
+    /// ServiceAccount tokens of the pods' projected volumes.
+    pub tokens: tokens::TokenManager,
+    /// Services and EndpointSlices (service env vars, the proxy, DNS).
+    pub services: ServiceCache,
 }
 
 impl Shared {
     /// The port the agent API actually listens on.
     pub fn api_port(&self) -> u16 {
         self.api_port.load(Ordering::Relaxed)
+    }
+
+    pub fn volume_sources(&self) -> volumes::VolumeSources<'_> {
+        volumes::VolumeSources {
+            client: &self.client,
+            tokens: &self.tokens,
+        }
     }
 }

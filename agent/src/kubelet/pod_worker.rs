@@ -322,6 +322,15 @@ impl Worker {
             let views: Vec<_> = spec.containers.iter().map(waiting).collect();
             return self.write_status(pod, &init, &views).await;
         }
+        let dir = pod_dir(
+            &self.shared.config.root_dir,
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            &uid,
+        );
+        if let Err(e) = volumes::refresh_tokens(&self.shared.volume_sources(), pod, &dir).await {
+            warn!(pod = %name(pod), error = %e, "refreshing ServiceAccount tokens");
+        }
         let observed = self
             .shared
             .containerd
@@ -785,12 +794,20 @@ impl Worker {
             host_network,
             pod_ip: self.pod_ip(pod),
             node_name: shared.config.node_name.clone(),
+            service_env: super::service_env::service_env(
+                shared.services.services.state().iter().map(|s| s.as_ref()),
+                &ns,
+                pod.spec
+                    .as_ref()
+                    .and_then(|s| s.enable_service_links)
+                    .unwrap_or(true),
+            ),
         };
         let image_config = image.config.config().clone();
         let args = spec::process_args(c, image_config.as_ref());
         let env = spec::environment(pod, c, image_config.as_ref(), &ctx, &resolved)
             .map_err(StartError::Config)?;
-        volumes::write_config_volumes(&shared.client, pod, c, &dir).await?;
+        volumes::write_file_volumes(&shared.volume_sources(), pod, c, &dir).await?;
         let mut binds = volumes::volume_binds(pod, c, &dir)?;
         // /etc/resolv.conf per dnsPolicy (cluster DNS for ClusterFirst pods).
         binds.extend(
@@ -858,6 +875,7 @@ impl Worker {
     /// pod's directory, then delete the pod object (if given) with gracePeriodSeconds=0.
     async fn teardown(&mut self, pod: Option<&Pod>) -> Result<(), WorkerError> {
         let uid = self.uid.clone();
+        self.shared.tokens.forget_pod(&uid);
         let grace = pod
             .and_then(|p| {
                 p.metadata.deletion_grace_period_seconds.or_else(|| {

@@ -30,6 +30,8 @@ pub struct SpecContext {
     pub pod_ip: Option<String>,
     /// Node name, for `spec.nodeName` env references.
     pub node_name: String,
+    /// Service variables (`KUBERNETES_SERVICE_HOST` …), set before the container's own env.
+    pub service_env: Vec<(String, String)>,
 }
 
 /// The process arguments: Kubernetes semantics over the image's Entrypoint/Cmd.
@@ -85,6 +87,9 @@ pub fn environment(
         );
     }
     set(&mut vars, "HOSTNAME".into(), ctx.hostname.clone());
+    for (k, v) in &ctx.service_env {
+        set(&mut vars, k.clone(), v.clone());
+    }
     for env in container.env.iter().flatten() {
         let value = if let Some(v) = &env.value {
             let lookup: BTreeMap<String, String> = vars.iter().cloned().collect();
@@ -520,10 +525,12 @@ mod tests {
             {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
             {"name": "CM", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}},
+            {"name": "API", "value": "https://$(KUBERNETES_SERVICE_HOST)"},
         ]}));
         let ctx = SpecContext {
             hostname: "p".into(),
             node_name: "n1".into(),
+            service_env: vec![("KUBERNETES_SERVICE_HOST".into(), "10.96.0.1".into())],
             pod_ip: Some("10.1.0.5".into()),
             ..Default::default()
         };
@@ -535,13 +542,15 @@ mod tests {
                 "PATH=/bin",
                 "A=pod",
                 "HOSTNAME=p",
+                "KUBERNETES_SERVICE_HOST=10.96.0.1",
                 "B=pod-x-$(A)-$(NOPE)",
                 "POD=p",
                 "NS=ns",
                 "NODE=n1",
                 "IP=10.1.0.5",
                 "APP=web",
-                "CM=from-cm"
+                "CM=from-cm",
+                "API=https://10.96.0.1"
             ]
         );
     }

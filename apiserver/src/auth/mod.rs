@@ -18,16 +18,19 @@ use serde_json::json;
 use crate::error::{ApiError, Reason};
 use crate::listener::Connection;
 use crate::state::AppState;
+use authn::service_account::ServiceAccountTokens;
 use authn::Authenticator;
 use authz::{Authorizer, Decision};
 use request_info::RequestInfo;
 use user::UserInfo;
 
-/// The configured authenticators and authorizers.
+/// The configured authenticators and authorizers, and the key ServiceAccount tokens are
+/// issued with.
 pub struct Auth {
     /// `None` in the test-only insecure mode: every request acts as `system:masters`.
     pub authenticator: Option<Authenticator>,
     pub authorizer: Box<dyn Authorizer>,
+    pub service_account_tokens: Arc<ServiceAccountTokens>,
 }
 
 /// Paths anyone may read without credentials (kube-apiserver's `system:public-info-viewer`).
@@ -55,7 +58,7 @@ pub async fn filter(State(state): State<Arc<AppState>>, mut req: Request, next: 
         None => insecure_user(),
         Some(authenticator) => {
             let connection = req.extensions().get::<Connection>();
-            match authenticator.authenticate(connection, req.headers()) {
+            match authenticator.authenticate(connection, req.headers()).await {
                 Ok(Some(user)) => user,
                 Ok(None) if is_public(&info.path) => UserInfo::anonymous(),
                 Ok(None) => return unauthorized(),

@@ -11,6 +11,7 @@ use super::{
     apps, authentication, authorization, batch, coordination, core, discovery, rbac, Admission,
 };
 use crate::admission::namespace_lifecycle::NamespaceLifecycle;
+use crate::admission::service_account::ServiceAccountAdmission;
 
 /// What the kinds' strategies are configured with.
 #[derive(Debug, Clone)]
@@ -50,6 +51,7 @@ pub fn kinds(config: &RegistryConfig) -> Vec<Box<dyn KindStrategy>> {
         Box::new(core::event::EventStrategy),
         Box::new(core::configmap::ConfigMapStrategy),
         Box::new(core::secret::SecretStrategy),
+        Box::new(core::serviceaccount::ServiceAccountStrategy),
         Box::new(apps::deployment::DeploymentStrategy),
         Box::new(apps::replicaset::ReplicaSetStrategy),
         Box::new(discovery::endpointslice::EndpointSliceStrategy),
@@ -67,5 +69,8 @@ pub fn kinds(config: &RegistryConfig) -> Vec<Box<dyn KindStrategy>> {
 }
 
 pub fn admission() -> Vec<Box<dyn Admission>> {
-    vec![Box::new(NamespaceLifecycle)]
+    vec![
+        Box::new(NamespaceLifecycle),
+        Box::new(ServiceAccountAdmission),
+    ]
 }

@@ -47,15 +47,30 @@ impl AsRef<dyn KindStrategy> for Resource {
     }
 }
 
-/// A check every create in a namespace passes (the NamespaceLifecycle admission plugin).
+/// A plugin every create in a namespace passes: first [`Admission::mutate_create`] (before
+/// validation, as Kubernetes' mutating admission), then [`Admission::admit_create`].
 pub trait Admission: Send + Sync {
+    /// Change a new object before it is validated (the ServiceAccount plugin's token volume).
+    fn mutate_create<'a>(
+        &'a self,
+        _registry: &'a Registry,
+        _info: &'static ResourceInfo,
+        _namespace: &'a str,
+        _obj: &'a mut serde_json::Value,
+    ) -> BoxFuture<'a, ApiResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Accept or refuse a new, validated object.
     fn admit_create<'a>(
         &'a self,
-        registry: &'a Registry,
-        info: &'static ResourceInfo,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, ApiResult<()>>;
+        _registry: &'a Registry,
+        _info: &'static ResourceInfo,
+        _namespace: &'a str,
+        _name: &'a str,
+    ) -> BoxFuture<'a, ApiResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 pub struct Registry {

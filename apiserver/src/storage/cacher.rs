@@ -415,6 +415,16 @@ impl WatchCache {
         }
     }
 
+    /// The object stored under `key`, as of the cache's current revision.
+    pub fn get(&self, key: &str) -> Option<Arc<Value>> {
+        self.inner
+            .read()
+            .expect("cache lock")
+            .objects
+            .get(key)
+            .cloned()
+    }
+
     /// Every object under `prefix`, as of the cache's current revision.
     pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
         let inner = self.inner.read().expect("cache lock");

@@ -58,6 +58,14 @@ pub const NAMESPACED: &[(&str, &str, &str, &str)] = &[
     ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     ("", "v1", "ConfigMap", "configmaps"),
     ("", "v1", "Secret", "secrets"),
+    ("", "v1", "ServiceAccount", "serviceaccounts"),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
     ("coordination.k8s.io", "v1", "Lease", "leases"),
     ("", "v1", "Event", "events"),
 ];

@@ -82,13 +82,14 @@ impl TokenKeys {
     pub fn from_pem(pem: &str, issuer: &str) -> Result<TokenKeys, JwtError> {
         let der = skiff_pki::pem::private_key(pem, "the ServiceAccount key")
             .map_err(|e| JwtError::Key(e.to_string()))?;
+        Self::from_pkcs8(der.secret_der(), issuer)
+    }
+
+    fn from_pkcs8(pkcs8: &[u8], issuer: &str) -> Result<TokenKeys, JwtError> {
         let rng = SystemRandom::new();
-        let key = EcdsaKeyPair::from_pkcs8(
-            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-            der.secret_der(),
-            &rng,
-        )
-        .map_err(|e| JwtError::Key(e.to_string()))?;
+        let key =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
+                .map_err(|e| JwtError::Key(e.to_string()))?;
         // The key id names the public key, as kube-apiserver derives it (a hash of the key).
         let digest = ring::digest::digest(&ring::digest::SHA256, key.public_key().as_ref());
         Ok(TokenKeys {
@@ -97,6 +98,14 @@ impl TokenKeys {
             issuer: issuer.to_string(),
             rng,
         })
+    }
+
+    /// A key that lives as long as the process (the insecure test mode has no cert dir).
+    pub fn ephemeral(issuer: &str) -> Result<TokenKeys, JwtError> {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|e| JwtError::Key(e.to_string()))?;
+        Self::from_pkcs8(pkcs8.as_ref(), issuer)
     }
 
     pub fn issuer(&self) -> &str {

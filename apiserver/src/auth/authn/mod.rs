@@ -4,9 +4,11 @@
 //! is a request with no credentials outside the public paths.
 
 pub mod jwt;
+pub mod service_account;
 pub mod token_file;
 
 use axum::http::{header, HeaderMap};
+use futures::future::BoxFuture;
 
 use crate::auth::user::UserInfo;
 use crate::listener::Connection;
@@ -30,12 +32,12 @@ pub struct Authenticator {
 /// One kind of bearer token (ServiceAccount JWTs, bootstrap tokens). `None`: not this kind,
 /// or not valid.
 pub trait TokenAuthenticator: Send + Sync {
-    fn authenticate(&self, token: &str) -> Option<UserInfo>;
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Option<UserInfo>>;
 }
 
 impl Authenticator {
     /// The user a request comes from; `Ok(None)` when it carries no credentials at all.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         connection: Option<&Connection>,
         headers: &HeaderMap,
@@ -55,7 +57,7 @@ impl Authenticator {
             return Ok(Some(user.clone()));
         }
         for authenticator in &self.token_authenticators {
-            if let Some(user) = authenticator.authenticate(token) {
+            if let Some(user) = authenticator.authenticate(token).await {
                 return Ok(Some(user));
             }
         }
@@ -92,8 +94,8 @@ mod tests {
         h
     }
 
-    #[test]
-    fn certificate_then_token_then_nothing() {
+    #[tokio::test]
+    async fn certificate_then_token_then_nothing() {
         let authn = Authenticator {
             token_file: Some(TokenFile::parse("t1,alice,1,dev").unwrap()),
             ..Default::default()
@@ -104,18 +106,23 @@ mod tests {
         })));
         let bob = authn
             .authenticate(Some(&cert), &HeaderMap::new())
+            .await
             .unwrap()
             .unwrap();
         assert_eq!((bob.name.as_str(), bob.groups.len()), ("bob", 2));
         let alice = authn
             .authenticate(Some(&connection(None)), &with_token("t1"))
+            .await
             .unwrap()
             .unwrap();
         assert_eq!(alice.groups, ["dev", "system:authenticated"]);
         assert!(matches!(
-            authn.authenticate(None, &with_token("nope")),
+            authn.authenticate(None, &with_token("nope")).await,
             Err(AuthnError::InvalidToken)
         ));
-        assert_eq!(authn.authenticate(None, &HeaderMap::new()).unwrap(), None);
+        assert_eq!(
+            authn.authenticate(None, &HeaderMap::new()).await.unwrap(),
+            None
+        );
     }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::{Authorizer, Decision};
 use crate::auth::request_info::RequestInfo;
 use crate::auth::user::{self, UserInfo};
+use crate::registry::core::serviceaccount;
 use crate::registry::rbac::clusterrole;
 use crate::storage::WatchCache;
 
@@ -93,7 +94,7 @@ fn subject_key(subject: &Subject, binding_namespace: &str) -> Option<SubjectKey>
     match subject.kind.as_str() {
         "User" => Some(SubjectKey::User(subject.name.clone())),
         "Group" => Some(SubjectKey::Group(subject.name.clone())),
-        "ServiceAccount" => {
+        k if k == serviceaccount::SUBJECT_KIND => {
             let ns = if subject.namespace.is_empty() {
                 binding_namespace
             } else {

@@ -8,3 +8,4 @@ pub mod node;
 pub mod pod;
 pub mod secret;
 pub mod service;
+pub mod serviceaccount;

@@ -55,6 +55,11 @@ pub async fn create(
         );
     }
     let warnings = field_validation(opts.field_validation, &sent, &obj, opts.duplicates)?;
+    if let Some(ns) = namespace {
+        for plugin in registry.admission() {
+            plugin.mutate_create(registry, info, ns, &mut obj).await?;
+        }
+    }
     let causes = validate_new(strategy, &obj);
     if !causes.is_empty() {
         return Err(ApiError::invalid(info, &name, causes));

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::error::Cause;
 use crate::printers::format::arr;
+use crate::registry::core::serviceaccount;
 
 pub const GROUP: &str = "rbac.authorization.k8s.io";
 
@@ -100,7 +101,7 @@ fn validate_binding(obj: &Value, namespaced: bool, causes: &mut Vec<Cause>) {
         }
         match kind {
             "User" | "Group" => {}
-            "ServiceAccount" => {
+            k if k == serviceaccount::SUBJECT_KIND => {
                 let ns = subject
                     .get("namespace")
                     .and_then(Value::as_str)
@@ -112,7 +113,7 @@ fn validate_binding(obj: &Value, namespaced: bool, causes: &mut Vec<Cause>) {
             other => causes.push(Cause::unsupported(
                 field("kind"),
                 other,
-                &["ServiceAccount", "User", "Group"],
+                &[serviceaccount::SUBJECT_KIND, "User", "Group"],
             )),
         }
     }
