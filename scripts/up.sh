@@ -106,9 +106,9 @@ EOF
 start containerd - containerd --config "$DATA_DIR/containerd/config.toml"
 
 wait_until 30 "etcd" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
-say "starting skiff-apiserver on https://127.0.0.1:$API_PORT (certificates in $PKI)"
+say "starting skiff-apiserver on https://127.0.0.1:$API_PORT (certificates in $PKI, Secrets encrypted with the key in $DATA_DIR/encryption-config.yaml)"
 start apiserver "$API_PORT" "$BIN/skiff-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --port "$API_PORT" --cert-dir "$PKI"
+  --port "$API_PORT" --cert-dir "$PKI" --encryption-provider-config "$DATA_DIR/encryption-config.yaml"
 # /readyz is public; the CA it is checked against is the one the apiserver just created.
 api_ready() { [ -f "$PKI/ca.crt" ] && curl -sf --cacert "$PKI/ca.crt" "https://127.0.0.1:$API_PORT/readyz"; }
 wait_until 60 "skiff-apiserver" api_ready

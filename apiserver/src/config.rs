@@ -26,6 +26,8 @@ pub struct Config {
     pub compaction_interval: Option<Duration>,
     /// TLS, authentication and authorization.
     pub security: Security,
+    /// The EncryptionConfiguration for encryption at rest (created when missing).
+    pub encryption_provider_config: Option<PathBuf>,
 }
 
 /// How the apiserver secures its port.
@@ -72,6 +74,7 @@ impl Default for Config {
             min_request_timeout: Duration::from_secs(1800),
             compaction_interval: Some(Duration::from_secs(300)),
             security: Security::Secure(SecureServing::default()),
+            encryption_provider_config: None,
         }
     }
 }

@@ -367,9 +367,10 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidResourceVersion(_) | StoreError::InvalidContinue(_) => {
                 ApiError::bad_request(e.to_string())
             }
-            StoreError::Etcd(_) | StoreError::Corrupt { .. } | StoreError::CacheStopped => {
-                ApiError::internal(e)
-            }
+            StoreError::Etcd(_)
+            | StoreError::Corrupt { .. }
+            | StoreError::CacheStopped
+            | StoreError::Encryption(_) => ApiError::internal(e),
         }
     }
 }

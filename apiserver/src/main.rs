@@ -41,6 +41,10 @@ struct Args {
     /// acting as system:masters. Never use it on a port anyone else can reach.
     #[arg(long)]
     insecure_plain_http_for_testing: bool,
+    /// EncryptionConfiguration file for encryption at rest (aesgcm and identity providers);
+    /// created with a fresh AES-256 key for Secrets when missing.
+    #[arg(long)]
+    encryption_provider_config: Option<std::path::PathBuf>,
     /// CIDR from which Service ClusterIPs are allocated.
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cluster_ip_range: Ipv4Net,
@@ -111,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
         service_cluster_ip_range: args.service_cluster_ip_range,
         service_node_port_range: args.service_node_port_range.0..=args.service_node_port_range.1,
         watch_cache_size: args.watch_cache_size,
+        encryption_provider_config: args.encryption_provider_config,
         compaction_interval: (args.etcd_compaction_interval > 0)
             .then(|| Duration::from_secs(args.etcd_compaction_interval)),
         security: if args.insecure_plain_http_for_testing {

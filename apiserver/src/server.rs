@@ -33,6 +33,7 @@ use crate::registry::generic::create::create_internal;
 use crate::registry::rbac;
 use crate::registry::{builtin, Registry};
 use crate::state::AppState;
+use crate::storage::encryption::{self, Encryption};
 use crate::storage::Store;
 
 /// A running apiserver.
@@ -83,12 +84,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("reading from etcd at {}", config.etcd_servers.join(",")))?;
 
     let registry_config = config.registry();
-    let registry = Registry::new(
-        builtin::kinds(&registry_config),
-        builtin::admission(),
-        &store,
-        config.watch_cache_size,
-    );
+    let kinds = builtin::kinds(&registry_config);
+    let store = match &config.encryption_provider_config {
+        Some(path) => {
+            encryption::ensure_config(path)?;
+            let prefix_of = |name: &str| {
+                let (plural, group) = name.split_once('.').unwrap_or((name, ""));
+                kinds
+                    .iter()
+                    .map(|k| k.info())
+                    .find(|i| i.plural == plural && i.group == group)
+                    .map(|i| i.storage_prefix())
+            };
+            let encryption = Encryption::load(path, prefix_of)?;
+            tracing::info!(config = %path.display(), "encrypting at rest");
+            store.with_encryption(encryption)
+        }
+        None => store,
+    };
+    let registry = Registry::new(kinds, builtin::admission(), &store, config.watch_cache_size);
     let mut background = Vec::new();
     for cache in registry.caches() {
         background.push(tokio::spawn(cache.clone().run(store.clone())));

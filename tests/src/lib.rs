@@ -240,6 +240,8 @@ impl TestCluster {
                 cert_dir: dir.path().join("pki"),
                 ..Default::default()
             }),
+            // Secrets encrypted at rest, as `make up` runs it.
+            encryption_provider_config: Some(dir.path().join("encryption-config.yaml")),
             ..Default::default()
         };
         tweak(&mut config);

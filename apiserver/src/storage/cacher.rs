@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::error::StoreError;
-use super::etcd::{decode, prefix_end, set_resource_version, Store};
+use super::etcd::{prefix_end, set_resource_version, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -210,7 +210,7 @@ impl WatchCache {
                 list_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
             }
             for kv in resp.kvs() {
-                let v = decode(kv)?;
+                let v = store.decode(kv)?;
                 objects.insert(
                     String::from_utf8_lossy(kv.key()).into_owned(),
                     Arc::new(v.value),
@@ -256,7 +256,7 @@ impl WatchCache {
                         continue;
                     }
                     for ev in resp.events() {
-                        self.apply(ev)?;
+                        self.apply(store, ev)?;
                     }
                 }
                 Some(()) = progress_rx.recv() => {
@@ -316,14 +316,14 @@ impl WatchCache {
         }
     }
 
-    fn apply(&self, ev: &etcd_client::Event) -> Result<(), StoreError> {
+    fn apply(&self, store: &Store, ev: &etcd_client::Event) -> Result<(), StoreError> {
         let Some(kv) = ev.kv() else { return Ok(()) };
         let key = String::from_utf8_lossy(kv.key()).into_owned();
         let revision = kv.mod_revision();
         let change = match ev.event_type() {
             EtcdEventType::Put => Change::Put {
                 key,
-                object: decode(kv)?.value,
+                object: store.decode(kv)?.value,
                 revision,
             },
             EtcdEventType::Delete => Change::Delete { key, revision },

@@ -25,6 +25,8 @@ pub enum StoreError {
     InvalidResourceVersion(String),
     #[error("continue key is not valid: {0}")]
     InvalidContinue(String),
+    #[error(transparent)]
+    Encryption(#[from] super::encryption::EncryptionError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

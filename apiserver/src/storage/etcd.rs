@@ -8,7 +8,10 @@ use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse,
 };
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::encryption::Encryption;
 
 pub use super::error::{StoreError, StoreResult};
 
@@ -50,6 +53,8 @@ pub struct Page {
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    /// Encryption at rest of the configured resources (None: everything in plaintext).
+    encryption: Option<Arc<Encryption>>,
 }
 
 fn compacted(e: &etcd_client::Error) -> bool {
@@ -77,18 +82,6 @@ pub fn set_resource_version(value: &mut Value, revision: i64) {
     }
 }
 
-/// Decode a stored value, filling in `metadata.resourceVersion` from the key's mod revision.
-pub fn decode(kv: &KeyValue) -> StoreResult<Versioned> {
-    let key = String::from_utf8_lossy(kv.key()).into_owned();
-    let mut value: Value =
-        serde_json::from_slice(kv.value()).map_err(|source| StoreError::Corrupt { key, source })?;
-    set_resource_version(&mut value, kv.mod_revision());
-    Ok(Versioned {
-        value,
-        revision: kv.mod_revision(),
-    })
-}
-
 fn encode(value: &Value) -> Vec<u8> {
     let mut value = value.clone();
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -103,7 +96,42 @@ impl Store {
             .with_connect_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
         let client = Client::connect(endpoints, Some(options)).await?;
-        Ok(Store { client })
+        Ok(Store {
+            client,
+            encryption: None,
+        })
+    }
+
+    /// Encrypt (and decrypt) the resources `encryption` covers.
+    pub fn with_encryption(mut self, encryption: Encryption) -> Store {
+        self.encryption = Some(Arc::new(encryption));
+        self
+    }
+
+    /// Decode a stored value, filling in `metadata.resourceVersion` from the key's mod
+    /// revision.
+    pub fn decode(&self, kv: &KeyValue) -> StoreResult<Versioned> {
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        let plain = match &self.encryption {
+            Some(e) => e.open(&key, kv.value())?,
+            None => std::borrow::Cow::Borrowed(kv.value()),
+        };
+        let mut value: Value =
+            serde_json::from_slice(&plain).map_err(|source| StoreError::Corrupt { key, source })?;
+        set_resource_version(&mut value, kv.mod_revision());
+        Ok(Versioned {
+            value,
+            revision: kv.mod_revision(),
+        })
+    }
+
+    /// The bytes stored for `value` at `key`.
+    fn encode(&self, key: &str, value: &Value) -> StoreResult<Vec<u8>> {
+        let plain = encode(value);
+        match &self.encryption {
+            Some(e) => Ok(e.seal(key, plain)?),
+            None => Ok(plain),
+        }
     }
 
     pub fn client(&self) -> Client {
@@ -112,7 +140,7 @@ impl Store {
 
     pub async fn get(&self, key: &str) -> StoreResult<Option<Versioned>> {
         let resp = self.client.kv_client().get(key, None).await?;
-        resp.kvs().first().map(decode).transpose()
+        resp.kvs().first().map(|kv| self.decode(kv)).transpose()
     }
 
     /// The newest revision of the whole store.
@@ -133,7 +161,7 @@ impl Store {
         side: &SideKeys,
     ) -> StoreResult<WriteOutcome> {
         let mut when = vec![Compare::create_revision(key, CompareOp::Equal, 0)];
-        let mut ops = vec![TxnOp::put(key, encode(value), None)];
+        let mut ops = vec![TxnOp::put(key, self.encode(key, value)?, None)];
         self.add_side_keys(key, side, &mut when, &mut ops);
         self.commit(key, when, ops, side, true).await
     }
@@ -147,7 +175,7 @@ impl Store {
         side: &SideKeys,
     ) -> StoreResult<WriteOutcome> {
         let mut when = vec![Compare::mod_revision(key, CompareOp::Equal, expected)];
-        let mut ops = vec![TxnOp::put(key, encode(value), None)];
+        let mut ops = vec![TxnOp::put(key, self.encode(key, value)?, None)];
         self.add_side_keys(key, side, &mut when, &mut ops);
         self.commit(key, when, ops, side, false).await
     }
@@ -249,7 +277,10 @@ impl Store {
         };
         let mut items = Vec::with_capacity(resp.kvs().len());
         for kv in resp.kvs() {
-            items.push((String::from_utf8_lossy(kv.key()).into_owned(), decode(kv)?));
+            items.push((
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                self.decode(kv)?,
+            ));
         }
         let header_rev = resp.header().map(|h| h.revision()).unwrap_or(0);
         let revision = if revision > 0 { revision } else { header_rev };

@@ -5,6 +5,7 @@
 
 pub mod cacher;
 pub mod continuation;
+pub mod encryption;
 pub mod error;
 pub mod etcd;
 
