@@ -579,3 +579,112 @@ async fn secrets_are_encrypted_at_rest_and_plaintext_ones_still_read() {
         .starts_with(b"k8s:enc:aesgcm:v1:key1:"));
     cluster.stop().await;
 }
+
+/// A user may only grant or bind what they hold, unless allowed `escalate` or `bind`.
+#[tokio::test]
+async fn escalation_through_roles_and_bindings_is_refused() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+
+    let cluster = TestCluster::start().await.unwrap();
+    let admin = cluster.client();
+    let create_binding = |client: kube::Client, name: &str, kind: &str, role: &str| {
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice" }],
+        }))
+        .unwrap();
+        async move {
+            Api::<RoleBinding>::namespaced(client, "default")
+                .create(&PostParams::default(), &binding)
+                .await
+        }
+    };
+    let role = |name: &str, resource: &str| -> Role {
+        serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "rules": [{ "apiGroups": [""], "resources": [resource], "verbs": ["get", "list"] }],
+        }))
+        .unwrap()
+    };
+    // alice administers namespace default (admin may write roles and bindings there).
+    create_binding(admin.clone(), "alice-admin", "ClusterRole", "admin")
+        .await
+        .unwrap();
+    let alice = cluster.client_as("alice", Some("dev")).await.unwrap();
+    let roles = Api::<Role>::namespaced(alice.clone(), "default");
+    wait_for(
+        "alice's admin binding is in force",
+        Duration::from_secs(10),
+        || async {
+            roles
+                .create(&PostParams::default(), &role("pod-reader", "pods"))
+                .await
+                .ok()
+        },
+    )
+    .await;
+
+    // Granting what she does not hold: refused, with Kubernetes' message, nothing written.
+    let err = roles
+        .create(&PostParams::default(), &role("node-reader", "nodes"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(r#"roles.rbac.authorization.k8s.io "node-reader" is forbidden: user "alice" (groups=["dev" "system:authenticated"]) is attempting to grant RBAC permissions not currently held:"#), "{text}");
+    assert!(
+        text.contains(r#"{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}"#),
+        "{text}"
+    );
+    assert!(matches!(&err, kube::Error::Api(s) if s.code == 403));
+    assert!(Api::<Role>::namespaced(admin.clone(), "default")
+        .get_opt("node-reader")
+        .await
+        .unwrap()
+        .is_none());
+    // Binding a role she holds is fine; binding cluster-admin is not.
+    create_binding(alice.clone(), "alice-view", "ClusterRole", "view")
+        .await
+        .unwrap();
+    let err = create_binding(alice.clone(), "alice-root", "ClusterRole", "cluster-admin")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is attempting to grant RBAC permissions not currently held"),
+        "{err}"
+    );
+
+    // `bind` on cluster-admin and `escalate` on roles lift the checks.
+    let powers: ClusterRole = serde_json::from_value(json!({
+        "metadata": { "name": "alice-powers" },
+        "rules": [
+            { "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+              "verbs": ["bind"], "resourceNames": ["cluster-admin"] },
+            { "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"] },
+        ],
+    }))
+    .unwrap();
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&PostParams::default(), &powers)
+        .await
+        .unwrap();
+    create_binding(admin.clone(), "alice-powers", "ClusterRole", "alice-powers")
+        .await
+        .unwrap();
+    wait_for(
+        "alice may bind cluster-admin",
+        Duration::from_secs(10),
+        || async {
+            create_binding(alice.clone(), "alice-root", "ClusterRole", "cluster-admin")
+                .await
+                .ok()
+        },
+    )
+    .await;
+    roles
+        .create(&PostParams::default(), &role("node-reader", "nodes"))
+        .await
+        .unwrap();
+    cluster.stop().await;
+}

@@ -17,6 +17,7 @@ pub async fn create(req: &HandlerRequest<'_>) -> ApiResult<Response> {
     let manager = req.field_manager();
     let duplicates = duplicate_fields(req.body);
     let opts = CreateOptions {
+        writer: Some(req.writer()),
         dry_run: req.params.dry_run(),
         field_manager: Some(&manager),
         field_validation: req.params.get("fieldValidation"),

@@ -46,6 +46,15 @@ impl HandlerRequest<'_> {
         self.target.kind
     }
 
+    /// Who is writing, for kinds that check the writer's own rights.
+    pub fn writer(&self) -> crate::registry::strategy::WriteContext<'_> {
+        crate::registry::strategy::WriteContext {
+            registry: &self.state.registry,
+            user: self.user,
+            authorizer: self.state.auth.authorizer.as_ref(),
+        }
+    }
+
     /// Who is writing, for managedFields: `fieldManager`, else the client's user-agent name.
     pub fn field_manager(&self) -> String {
         if let Some(m) = self.params.get("fieldManager") {

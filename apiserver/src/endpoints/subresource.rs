@@ -65,6 +65,7 @@ async fn update_scale(req: &HandlerRequest<'_>, scale: Value) -> ApiResult<Respo
     let precondition = body_precondition(&scale)?;
     let manager = req.field_manager();
     let opts = UpdateOptions {
+        writer: Some(req.writer()),
         scope: Scope::Main,
         dry_run: false,
         field_manager: Some(&manager),

@@ -46,6 +46,7 @@ pub async fn update(req: &HandlerRequest<'_>, scope: Scope) -> ApiResult<Respons
     };
     let manager = req.field_manager();
     let opts = UpdateOptions {
+        writer: Some(req.writer()),
         scope,
         dry_run: req.params.dry_run(),
         field_manager: Some(&manager),
@@ -84,6 +85,7 @@ pub async fn patch(req: &HandlerRequest<'_>, scope: Scope) -> ApiResult<Response
     }
     let manager = req.field_manager();
     let opts = UpdateOptions {
+        writer: Some(req.writer()),
         scope,
         dry_run: req.params.dry_run(),
         field_manager: Some(&manager),
@@ -159,6 +161,7 @@ async fn server_side_apply(
             managed_fields::apply(None, &applied, &manager, &av, schema, force, &object::now())
                 .map_err(|c| conflict_error(info, t.name(), &c))?;
         let opts = CreateOptions {
+            writer: Some(req.writer()),
             dry_run: req.params.dry_run(),
             field_manager: None,
             field_validation: req.params.get("fieldValidation"),
@@ -179,6 +182,7 @@ async fn server_side_apply(
     }
     let precondition = body_precondition(&applied)?;
     let opts = UpdateOptions {
+        writer: Some(req.writer()),
         scope,
         dry_run: req.params.dry_run(),
         field_manager: None,

@@ -180,6 +180,23 @@ pub struct VirtualRequest<'a> {
     pub object: Value,
 }
 
+/// Who is writing, for kinds whose writes depend on the writer's own rights (RBAC's
+/// escalation prevention). Writes the server makes itself have none.
+#[derive(Clone, Copy)]
+pub struct WriteContext<'a> {
+    pub registry: &'a Registry,
+    pub user: &'a crate::auth::user::UserInfo,
+    pub authorizer: &'a dyn crate::auth::authz::Authorizer,
+}
+
+impl std::fmt::Debug for WriteContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteContext")
+            .field("user", &self.user.name)
+            .finish()
+    }
+}
+
 pub trait CustomSubresource: Send + Sync {
     fn handle<'a>(&'a self, req: SubresourceRequest<'a>) -> BoxFuture<'a, ApiResult<Response>>;
 }
@@ -241,6 +258,12 @@ pub trait KindStrategy: Send + Sync {
     /// `spec.finalizers`).
     fn held_by_spec(&self, _obj: &Value) -> bool {
         false
+    }
+
+    /// Refuse a create or update the writer may not make even though RBAC lets them write
+    /// the kind (a Role granting more than they hold).
+    fn check_writer(&self, _writer: &WriteContext<'_>, _obj: &Value) -> ApiResult<()> {
+        Ok(())
     }
 
     /// For create-only computed resources: how POST answers (nothing is stored).

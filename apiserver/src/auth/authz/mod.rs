@@ -3,6 +3,7 @@
 //! allows wins; a request no authorizer allows is refused with Kubernetes' message.
 
 pub mod bootstrap;
+pub mod escalation;
 pub mod rbac;
 
 use crate::auth::request_info::RequestInfo;

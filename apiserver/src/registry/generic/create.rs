@@ -12,6 +12,7 @@ use super::WRITE_ATTEMPTS;
 use crate::error::{ApiError, ApiResult, Reason};
 use crate::managed_fields;
 use crate::object;
+use crate::registry::strategy::WriteContext;
 use crate::registry::validation::validate_new;
 use crate::registry::{Registry, Resource};
 use crate::storage::{set_resource_version, WriteOutcome};
@@ -26,6 +27,8 @@ pub struct CreateOptions<'a> {
     pub field_validation: Option<&'a str>,
     /// Keys the body held twice.
     pub duplicates: &'a [String],
+    /// Who writes, for kinds that check the writer's own rights.
+    pub writer: Option<WriteContext<'a>>,
 }
 
 /// Create `obj` in `namespace`; returns the stored object and the field validation warnings.
@@ -63,6 +66,9 @@ pub async fn create(
     let causes = validate_new(strategy, &obj);
     if !causes.is_empty() {
         return Err(ApiError::invalid(info, &name, causes));
+    }
+    if let Some(writer) = &opts.writer {
+        strategy.check_writer(writer, &obj)?;
     }
     if let Some(ns) = namespace {
         for plugin in registry.admission() {

@@ -9,7 +9,7 @@ use super::WRITE_ATTEMPTS;
 use crate::error::{ApiError, ApiResult, Cause, Reason};
 use crate::managed_fields;
 use crate::object;
-use crate::registry::strategy::KindStrategy;
+use crate::registry::strategy::{KindStrategy, WriteContext};
 use crate::registry::validation::validate_changed;
 use crate::registry::Resource;
 use crate::storage::{set_resource_version, SideKeys, WriteOutcome};
@@ -33,6 +33,8 @@ pub struct UpdateOptions<'a> {
     pub dry_run: bool,
     /// Who writes, for managedFields (None: not tracked by this write).
     pub field_manager: Option<&'a str>,
+    /// Who writes, for kinds that check the writer's own rights (None: the server itself).
+    pub writer: Option<WriteContext<'a>>,
 }
 
 /// The desired object and the resourceVersion it must apply to, if the client pinned one.
@@ -157,6 +159,9 @@ where
             }
         }
         let mut new = admit_update(strategy, &current.value, desired, opts.scope)?;
+        if let (Some(writer), Scope::Main) = (&opts.writer, opts.scope) {
+            strategy.check_writer(writer, &new)?;
+        }
         if let (Some(m), Scope::Main) = (opts.field_manager, opts.scope) {
             let av = info.api_version();
             managed_fields::track_update(

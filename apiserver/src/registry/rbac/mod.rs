@@ -3,6 +3,7 @@
 
 pub mod clusterrole;
 pub mod clusterrolebinding;
+pub mod escalation;
 pub mod role;
 pub mod rolebinding;
 

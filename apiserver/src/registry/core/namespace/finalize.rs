@@ -53,6 +53,7 @@ async fn finalize(req: SubresourceRequest<'_>) -> ApiResult<Response> {
     check_type_meta(req.resource.info(), &mut obj)?;
     let precondition = body_precondition(&obj)?;
     let opts = UpdateOptions {
+        writer: None,
         scope: Scope::Custom(take_finalizers),
         dry_run: req.params.dry_run(),
         field_manager: None,

@@ -8,7 +8,7 @@ use skiff_common::strategic_merge::schema;
 
 use crate::error::{ApiResult, Cause};
 use crate::printers::Printer;
-use crate::registry::strategy::{KindStrategy, NameRule};
+use crate::registry::strategy::{KindStrategy, NameRule, WriteContext};
 use crate::registry::typed::typed_as_is;
 use crate::resource::ResourceInfo;
 
@@ -42,6 +42,10 @@ impl KindStrategy for RoleStrategy {
 
     fn validate(&self, obj: &Value, causes: &mut Vec<Cause>) {
         super::validate_rules(obj, true, causes);
+    }
+
+    fn check_writer(&self, writer: &WriteContext<'_>, obj: &Value) -> ApiResult<()> {
+        super::escalation::check_role_write(writer, &INFO, obj)
     }
 
     fn printer(&self) -> &'static Printer {

@@ -8,7 +8,7 @@ use skiff_common::strategic_merge::schema;
 
 use crate::error::{ApiResult, Cause};
 use crate::printers::Printer;
-use crate::registry::strategy::{KindStrategy, NameRule};
+use crate::registry::strategy::{KindStrategy, NameRule, WriteContext};
 use crate::registry::typed::typed_as_is;
 use crate::resource::ResourceInfo;
 
@@ -46,6 +46,10 @@ impl KindStrategy for RoleBindingStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value, causes: &mut Vec<Cause>) {
         super::validate_role_ref_unchanged(new, old, causes);
+    }
+
+    fn check_writer(&self, writer: &WriteContext<'_>, obj: &Value) -> ApiResult<()> {
+        super::escalation::check_binding_write(writer, &INFO, obj)
     }
 
     fn printer(&self) -> &'static Printer {
