@@ -22,6 +22,7 @@ use crate::auth::authn::service_account::{
 };
 use crate::auth::authn::token_file::TokenFile;
 use crate::auth::authn::Authenticator;
+use crate::auth::authz::node::NodeAuthorizer;
 use crate::auth::authz::rbac::{self as rbac_authz, RbacAuthorizer};
 use crate::auth::authz::{self, bootstrap as policy, AlwaysAllow, MastersGroup};
 use crate::auth::{self, Auth};
@@ -241,6 +242,10 @@ fn secure_serving(
         }),
         authorizer: Box::new(authz::Union(vec![
             Box::new(MastersGroup),
+            Box::new(NodeAuthorizer {
+                pods: registry.of(&pod::INFO).storage.cache.clone(),
+                pod_info: &pod::INFO,
+            }),
             Box::new(RbacAuthorizer::new(rbac_caches(registry))),
         ])),
         service_account_tokens,

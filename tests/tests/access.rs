@@ -688,3 +688,159 @@ async fn escalation_through_roles_and_bindings_is_refused() {
         .unwrap();
     cluster.stop().await;
 }
+
+/// A node's credentials reach only its own Node, Lease and pods, and the Secrets, ConfigMaps
+/// and ServiceAccount tokens of its pods.
+#[tokio::test]
+async fn a_node_cannot_touch_another_nodes_pods_node_or_secrets() {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::{Node, Pod, Secret, ServiceAccount};
+    use kube::api::{Patch, PatchParams};
+
+    let cluster = TestCluster::start().await.unwrap();
+    let admin = cluster.client();
+    let create = |v: serde_json::Value| v;
+    for n in ["n1", "n2"] {
+        let node: Node = serde_json::from_value(create(json!({"metadata": {"name": n}}))).unwrap();
+        Api::<Node>::all(admin.clone())
+            .create(&PostParams::default(), &node)
+            .await
+            .unwrap();
+    }
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "default"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    for (pod, node, secret) in [("p1", "n1", "s1"), ("p2", "n2", "s2")] {
+        let s: Secret =
+            serde_json::from_value(json!({"metadata": {"name": secret}, "stringData": {"k": "v"}}))
+                .unwrap();
+        Api::<Secret>::namespaced(admin.clone(), "default")
+            .create(&PostParams::default(), &s)
+            .await
+            .unwrap();
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": pod},
+            "spec": {"nodeName": node, "automountServiceAccountToken": false,
+                "containers": [{"name": "c", "image": "busybox",
+                    "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": secret, "key": "k"}}}]}]},
+        }))
+        .unwrap();
+        Api::<Pod>::namespaced(admin.clone(), "default")
+            .create(&PostParams::default(), &p)
+            .await
+            .unwrap();
+    }
+    let n1 = cluster
+        .client_as("system:node:n1", Some("system:nodes"))
+        .await
+        .unwrap();
+    let forbidden =
+        |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(s)) if s.code == 403);
+
+    let secrets = Api::<Secret>::namespaced(n1.clone(), "default");
+    wait_for(
+        "n1 reads its pod's secret",
+        Duration::from_secs(10),
+        || async { secrets.get("s1").await.ok() },
+    )
+    .await;
+    assert!(
+        forbidden(secrets.get("s2").await.map(drop)),
+        "another node's pod's secret"
+    );
+    assert!(
+        forbidden(secrets.list(&Default::default()).await.map(drop)),
+        "listing secrets"
+    );
+
+    let pods = Api::<Pod>::namespaced(n1.clone(), "default");
+    let status = Patch::Merge(json!({"status": {"message": "seen by n1"}}));
+    pods.patch_status("p1", &PatchParams::default(), &status)
+        .await
+        .unwrap();
+    let err = pods
+        .patch_status("p2", &PatchParams::default(), &status)
+        .await;
+    assert!(forbidden(err.map(drop)), "another node's pod status");
+    assert!(forbidden(
+        pods.delete("p2", &Default::default()).await.map(drop)
+    ));
+
+    let nodes = Api::<Node>::all(n1.clone());
+    let label = Patch::Merge(json!({"metadata": {"labels": {"seen": "yes"}}}));
+    nodes
+        .patch("n1", &PatchParams::default(), &label)
+        .await
+        .unwrap();
+    let err = nodes
+        .patch("n2", &PatchParams::default(), &label)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"node "n1" is not allowed to modify node "n2""#),
+        "{err}"
+    );
+    let n3: Node = serde_json::from_value(json!({"metadata": {"name": "n3"}})).unwrap();
+    assert!(forbidden(
+        nodes.create(&PostParams::default(), &n3).await.map(drop)
+    ));
+
+    let leases = Api::<Lease>::namespaced(n1.clone(), "kube-node-lease");
+    let lease =
+        |n: &str| -> Lease { serde_json::from_value(json!({"metadata": {"name": n}})).unwrap() };
+    leases
+        .create(&PostParams::default(), &lease("n1"))
+        .await
+        .unwrap();
+    assert!(forbidden(
+        leases
+            .create(&PostParams::default(), &lease("n2"))
+            .await
+            .map(drop)
+    ));
+
+    // Tokens: only bound to its own pods.
+    let accounts = Api::<ServiceAccount>::namespaced(n1, "default");
+    let pod_uid = |name: &'static str| {
+        let admin = admin.clone();
+        async move {
+            Api::<Pod>::namespaced(admin, "default")
+                .get(name)
+                .await
+                .unwrap()
+                .metadata
+                .uid
+                .unwrap()
+        }
+    };
+    let bound = |pod: &str, uid: String| -> TokenRequest {
+        serde_json::from_value(json!({"spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": pod, "uid": uid}}}))
+            .unwrap()
+    };
+    let pp = PostParams::default();
+    accounts
+        .create_token_request("default", &pp, &bound("p1", pod_uid("p1").await))
+        .await
+        .unwrap();
+    let err = accounts
+        .create_token_request("default", &pp, &bound("p2", pod_uid("p2").await))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("bound to pods scheduled on it"),
+        "{err}"
+    );
+    let unbound: TokenRequest = serde_json::from_value(json!({"spec": {}})).unwrap();
+    assert!(forbidden(
+        accounts
+            .create_token_request("default", &pp, &unbound)
+            .await
+            .map(drop)
+    ));
+    cluster.stop().await;
+}

@@ -31,6 +31,7 @@ pub async fn custom(
             headers: req.headers,
             params: req.params,
             body: req.body,
+            user: req.user,
             service_account_tokens: &req.state.auth.service_account_tokens,
         })
         .await

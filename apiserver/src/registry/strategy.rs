@@ -155,6 +155,8 @@ pub struct SubresourceRequest<'a> {
     pub headers: &'a HeaderMap,
     pub params: &'a Params,
     pub body: &'a [u8],
+    /// Who the request acts as.
+    pub user: &'a crate::auth::user::UserInfo,
     /// Signs tokens for `serviceaccounts/token`.
     pub service_account_tokens: &'a crate::auth::authn::service_account::ServiceAccountTokens,
 }

@@ -401,21 +401,14 @@ pub fn cluster_roles() -> Vec<Value> {
                 rule(&["get", "list", "watch", "delete"], &[""], &["pods"]),
                 rule(&["update", "patch"], &[""], &["pods/status"]),
                 rule(&["create"], &[""], &["pods/eviction"]),
+                // Secrets, ConfigMaps, claims and ServiceAccount tokens: only those of the
+                // node's own pods, through the Node authorizer.
                 rule(
                     READ,
                     &[""],
-                    &[
-                        "services",
-                        "endpoints",
-                        "configmaps",
-                        "secrets",
-                        "namespaces",
-                        "persistentvolumeclaims",
-                        "persistentvolumes",
-                    ],
+                    &["services", "endpoints", "namespaces", "persistentvolumes"],
                 ),
                 rule(READ, &["discovery.k8s.io"], &["endpointslices"]),
-                rule(&["create"], &[""], &["serviceaccounts/token"]),
                 rule(
                     &["create", "patch", "update"],
                     &["", "events.k8s.io"],

@@ -4,6 +4,7 @@
 
 pub mod bootstrap;
 pub mod escalation;
+pub mod node;
 pub mod rbac;
 
 use crate::auth::request_info::RequestInfo;

@@ -6,9 +6,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::Value;
 use skiff_common::strategic_merge::schema;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::printers::Printer;
-use crate::registry::strategy::{KindStrategy, NameRule};
+use crate::registry::strategy::{KindStrategy, NameRule, WriteContext};
 use crate::registry::typed::typed_as_is;
 use crate::resource::ResourceInfo;
 
@@ -24,6 +24,9 @@ pub static INFO: ResourceInfo = ResourceInfo {
     tracks_generation: false,
 };
 
+/// Where nodes keep their heartbeat Leases.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+
 pub struct LeaseStrategy;
 
 impl KindStrategy for LeaseStrategy {
@@ -37,6 +40,25 @@ impl KindStrategy for LeaseStrategy {
 
     fn name_rule(&self) -> NameRule {
         NameRule::PathSegment
+    }
+
+    /// NodeRestriction: a node's identity writes only its own Lease in `kube-node-lease`.
+    fn check_writer(&self, writer: &WriteContext<'_>, obj: &Value) -> ApiResult<()> {
+        let name = crate::object::name(obj);
+        match writer.user.node_name() {
+            Some(node)
+                if node != name || crate::object::namespace(obj) != Some(NODE_LEASE_NAMESPACE) =>
+            {
+                Err(ApiError::forbidden(
+                    &INFO,
+                    name,
+                    &format!(
+                        "node {node:?} can only access its own lease in the {NODE_LEASE_NAMESPACE:?} namespace"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn printer(&self) -> &'static Printer {

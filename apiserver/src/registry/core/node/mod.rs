@@ -6,9 +6,11 @@ use k8s_openapi::api::core::v1::Node;
 use serde_json::Value;
 use skiff_common::strategic_merge::schema;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::printers::Printer;
-use crate::registry::strategy::{KindStrategy, SelectableField, SubresourceDef, STATUS};
+use crate::registry::strategy::{
+    KindStrategy, SelectableField, SubresourceDef, WriteContext, STATUS,
+};
 use crate::registry::typed::typed_as_is;
 use crate::resource::ResourceInfo;
 
@@ -45,6 +47,19 @@ impl KindStrategy for NodeStrategy {
 
     fn selectable_fields(&self) -> &'static [SelectableField] {
         FIELDS
+    }
+
+    /// NodeRestriction: a node's identity writes only its own Node.
+    fn check_writer(&self, writer: &WriteContext<'_>, obj: &Value) -> ApiResult<()> {
+        let name = crate::object::name(obj);
+        match writer.user.node_name() {
+            Some(node) if node != name => Err(ApiError::forbidden(
+                &INFO,
+                name,
+                &format!("node {node:?} is not allowed to modify node {name:?}"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn printer(&self) -> &'static Printer {

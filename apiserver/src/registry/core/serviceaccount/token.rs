@@ -139,6 +139,18 @@ async fn create_token(req: SubresourceRequest<'_>) -> ApiResult<Response> {
     if let Some(bound) = &bound {
         bind(&req, bound, &mut subject).await?;
     }
+    // NodeRestriction: a node asks only for tokens bound to pods it runs.
+    if let Some(node) = req.user.node_name() {
+        let on_node =
+            subject.pod.is_some() && subject.node.as_ref().is_some_and(|n| n.name == node);
+        if !on_node {
+            return Err(ApiError::forbidden(
+                req.resource.info(),
+                req.name,
+                &format!("node {node:?} may only request tokens bound to pods scheduled on it"),
+            ));
+        }
+    }
 
     let now = jiff::Timestamp::now();
     let token = tokens
