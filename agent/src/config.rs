@@ -46,6 +46,11 @@ pub struct Config {
     /// The agent binary, run by the shim as each container's logger (`log-writer`) so log
     /// lines carry timestamps; `None`: the shim writes raw logs itself (no timestamps).
     pub log_writer: Option<PathBuf>,
+    /// The CA (PEM) whose client certificates the agent API accepts (the cluster CA, which
+    /// signs the apiserver's `kube-apiserver-kubelet-client` certificate).
+    pub client_ca: Option<String>,
+    /// TESTS ONLY: serve the agent API as plain HTTP to anyone.
+    pub insecure_plain_http_api_for_testing: bool,
 }
 
 impl Config {
@@ -69,6 +74,8 @@ impl Config {
             insecure_registries: Vec::new(),
             registry_certs_dir: Some(DEFAULT_CERTS_DIR.into()),
             log_writer: None,
+            client_ca: None,
+            insecure_plain_http_api_for_testing: false,
         }
     }
 }

@@ -89,14 +89,31 @@ pub async fn run(
         services,
     });
 
-    let app = kubelet::server::router(shared.clone());
+    let tls = if shared.config.insecure_plain_http_api_for_testing {
+        warn!("serving the agent API as plain HTTP to anyone (test-only mode)");
+        None
+    } else {
+        let ca = shared.config.client_ca.as_deref().context(
+            "the agent API verifies the apiserver's client certificate against the cluster CA: \
+             pass --client-ca-file, or use a kubeconfig with certificate-authority-data",
+        )?;
+        Some(kubelet::server::serving_tls(
+            &shared.config.node_name,
+            &shared.host_ip,
+            ca,
+        )?)
+    };
+    let app = kubelet::server::router(shared.clone(), tls.is_some());
     // Every helper task is aborted when `run` returns or its future is dropped (a caller that
-    // aborts the agent must not leave a proxy re-applying rules behind it).
-    let mut helpers = vec![AbortOnDrop::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            warn!(error = %e, "agent API stopped");
-        }
-    })];
+    // aborts the agent must not leave a proxy re-applying rules behind it); the API's
+    // shutdown signal is that abort.
+    let (_api_stop, api_stopped) = tokio::sync::watch::channel(false);
+    let mut helpers = vec![AbortOnDrop::spawn(skiff_component::https::serve(
+        listener,
+        tls,
+        app,
+        api_stopped,
+    ))];
     helpers.push(AbortOnDrop::spawn(kubelet::node::heartbeat_loop(
         shared.clone(),
         kubelet::node::HostInfo::detect(),

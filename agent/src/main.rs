@@ -17,6 +17,13 @@ struct Args {
     /// --kubeconfig and --server (alias --master), as on every skiff binary.
     #[command(flatten)]
     client: ClientArgs,
+    /// CA bundle (PEM) whose client certificates the agent API accepts (default: the
+    /// kubeconfig's certificate authority, the cluster CA)
+    #[arg(long)]
+    client_ca_file: Option<std::path::PathBuf>,
+    /// TESTS ONLY: serve the agent API (logs, metrics) as plain HTTP to anyone
+    #[arg(long)]
+    insecure_plain_http_api_for_testing: bool,
     /// The agent's earlier name for --server (apiserver URL, e.g. http://127.0.0.1:6443).
     #[arg(long, hide = true)]
     apiserver: Option<String>,
@@ -160,7 +167,18 @@ async fn main() -> anyhow::Result<()> {
     if let Some(url) = &args.apiserver {
         client_args.server = Some(url.clone());
     }
-    let client = client_args.client().await?;
+    let client_config = client_args.config().await?;
+    let client_ca = match &args.client_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --client-ca-file {}", path.display()))?,
+        ),
+        None => client_config
+            .root_cert
+            .as_deref()
+            .map(skiff_pki::pem::encode_certificates),
+    };
+    let client = kube::Client::try_from(client_config)?;
     let node_name = identity::node_name(args.node_name.as_deref());
     let mut config = Config::new(
         &node_name,
@@ -190,6 +208,8 @@ async fn main() -> anyhow::Result<()> {
     config.cluster_dns = args.cluster_dns.or(args.dns_listen.map(|a| a.ip()));
     config.cluster_domain = args.cluster_domain.clone();
     config.insecure_registries = args.insecure_registry.clone();
+    config.client_ca = client_ca;
+    config.insecure_plain_http_api_for_testing = args.insecure_plain_http_api_for_testing;
     config.registry_certs_dir = Some(args.registry_certs_dir.clone());
     config.log_writer = match args.log_writer.as_deref() {
         Some("none") => None,

@@ -10,7 +10,6 @@ pub mod config;
 pub mod discovery;
 pub mod endpoints;
 pub mod error;
-pub mod listener;
 pub mod managed_fields;
 pub mod metrics;
 pub mod object;

@@ -136,6 +136,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                     service_account_tokens: Arc::new(ServiceAccountTokens::new(
                         TokenKeys::ephemeral(jwt::DEFAULT_ISSUER)?,
                     )),
+                    agent_client: None,
                 },
                 None,
             )
@@ -162,7 +163,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let (stopped_tx, stopped_rx) = oneshot::channel();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let task = tokio::spawn(async move {
-        crate::listener::serve(listener, tls, app, shutdown_rx).await;
+        skiff_component::https::serve(listener, tls, app, shutdown_rx).await;
         let _ = stopped_tx.send(());
     });
     tracing::info!(%addr, scheme, "skiff-apiserver serving");
@@ -210,6 +211,7 @@ fn secure_serving(
     let pki = skiff_pki::ClusterPki::ensure(&secure.cert_dir, &names, &server_url)
         .with_context(|| format!("preparing the cert dir {}", secure.cert_dir.display()))?;
     let serving = pki.serving()?;
+    let kubelet_client = pki.kubelet_client()?;
     let tls = skiff_pki::tls::server_config(
         &serving.cert_pem,
         &serving.key_pem,
@@ -249,6 +251,9 @@ fn secure_serving(
             Box::new(RbacAuthorizer::new(rbac_caches(registry))),
         ])),
         service_account_tokens,
+        agent_client: Some(Arc::new(skiff_pki::tls::client_config_unverified_server(
+            (&kubelet_client.cert_pem, &kubelet_client.key_pem),
+        )?)),
     };
     Ok((auth, Arc::new(tls)))
 }

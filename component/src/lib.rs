@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod events;
+pub mod https;
 pub mod identity;
 pub mod leader;
 pub mod shutdown;

@@ -133,7 +133,10 @@ async fn main() -> anyhow::Result<()> {
             std::fs::read_to_string(path)
                 .with_context(|| format!("reading --root-ca-file {}", path.display()))?,
         ),
-        None => client_config.root_cert.as_deref().map(pem_bundle),
+        None => client_config
+            .root_cert
+            .as_deref()
+            .map(skiff_pki::pem::encode_certificates),
     };
     let config = Config { root_ca, ..config };
     let client = kube::Client::try_from(client_config)?;
@@ -148,20 +151,4 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     skiff_controllers::run(client, config, shutdown_signal()).await
-}
-
-/// PEM text of DER certificates.
-fn pem_bundle(certs: &[Vec<u8>]) -> String {
-    use base64::Engine;
-    let mut out = String::new();
-    for der in certs {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-    }
-    out
 }

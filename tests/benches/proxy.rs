@@ -245,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
         nodeport_addresses: vec!["127.0.0.2/32".into()],
         ..Default::default()
     });
-    let agent = AgentRun::spawn(cluster.client(), config);
+    let agent = AgentRun::spawn(&cluster, config);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controllers = tokio::spawn(skiff_controllers::run(
         cluster.client(),

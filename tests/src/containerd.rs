@@ -265,13 +265,13 @@ pub struct AgentRun {
 impl AgentRun {
     /// An agent for `node` in namespace [`NS`] on any free loopback port.
     pub fn start(
-        client: kube::Client,
+        cluster: &crate::TestCluster,
         node: &str,
         cd: &ContainerdProc,
         root: &Path,
         net: &TestNet,
     ) -> AgentRun {
-        AgentRun::spawn(client, AgentRun::config(node, cd, NS, root, net))
+        AgentRun::spawn(cluster, AgentRun::config(node, cd, NS, root, net))
     }
 
     /// The configuration [`AgentRun::start`] uses, in `namespace`, to tweak before `spawn`.
@@ -291,9 +291,14 @@ impl AgentRun {
         config
     }
 
-    pub fn spawn(client: kube::Client, config: skiff_agent::Config) -> AgentRun {
+    /// Run the agent against `cluster` as its admin; its API trusts the cluster CA, as a
+    /// node's does (the cluster's agent-client certificate reaches it: [`crate::TestCluster::agent_get`]).
+    pub fn spawn(cluster: &crate::TestCluster, mut config: skiff_agent::Config) -> AgentRun {
+        if config.client_ca.is_none() && !config.insecure_plain_http_api_for_testing {
+            config.client_ca = cluster.ca_pem();
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(skiff_agent::run(client, config, async move {
+        let task = tokio::spawn(skiff_agent::run(cluster.client(), config, async move {
             let _ = rx.await;
         }));
         AgentRun {

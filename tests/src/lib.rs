@@ -293,6 +293,35 @@ impl TestCluster {
         std::fs::read_to_string(dir.join("ca.crt")).ok()
     }
 
+    /// GET `path` from an agent's API on `port` as the apiserver does (HTTPS with the
+    /// `kube-apiserver-kubelet-client` certificate; the agent's certificate is self-signed).
+    /// `None` when the agent does not answer in 10 s.
+    pub async fn agent_get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        let pki = self.api.cert_dir.as_ref()?;
+        let out = tokio::process::Command::new("curl")
+            .args([
+                "-sk",
+                "--max-time",
+                "10",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "--cert",
+            ])
+            .arg(pki.join("apiserver-kubelet-client.crt"))
+            .arg("--key")
+            .arg(pki.join("apiserver-kubelet-client.key"))
+            .arg(format!("https://127.0.0.1:{port}{path}"))
+            .output()
+            .await
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n')?;
+        let code: u16 = code.trim().parse().ok()?;
+        (code != 0).then(|| (code, body.to_string()))
+    }
+
     /// Controllers configured for this cluster: `names` (from the controllers' registry),
     /// always with the two every pod needs (the `default` ServiceAccount and the
     /// `kube-root-ca.crt` ConfigMap of each namespace), and the cluster CA to publish.

@@ -47,7 +47,7 @@ impl Env {
             .await
             .unwrap();
         assert_eq!(names, [IMAGE]);
-        let agent = AgentRun::start(cluster.client(), node, &containerd, root.path(), &net);
+        let agent = AgentRun::start(&cluster, node, &containerd, root.path(), &net);
         let controllers = Some(cluster.start_pod_identity_controllers());
         let env = Env {
             cluster,
@@ -141,8 +141,10 @@ fn first_status(p: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerStatus>
 }
 
 /// GET on the agent API over plain HTTP/1.1 on loopback; returns (status code, body).
-async fn http_get(port: u16, path: &str) -> (u16, String) {
-    http_get_at("127.0.0.1", port, path)
+/// GET from the agent's API as the apiserver does (HTTPS, its client certificate).
+async fn agent_get(cluster: &TestCluster, port: u16, path: &str) -> (u16, String) {
+    cluster
+        .agent_get(port, path)
         .await
         .expect("agent answers within 10 s")
 }
@@ -190,7 +192,65 @@ async fn node_registers_with_capacity_info_and_lease() {
     assert_eq!(spec.holder_identity.as_deref(), Some("agent-node-a"));
     assert!(spec.renew_time.is_some());
     let port = env.agent_port().await;
-    assert_eq!(http_get(port, "/healthz").await.0, 200);
+    assert_eq!(agent_get(&env.cluster, port, "/healthz").await.0, 200);
+    // The API is TLS only and requires a client certificate from the cluster CA, naming the
+    // apiserver: no certificate fails the handshake, another user's certificate gets 403.
+    let curl = |extra: Vec<String>| async move {
+        let out = tokio::process::Command::new("curl")
+            .args([
+                "-sk",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .args(extra)
+            .arg(format!(
+                "https://127.0.0.1:{port}/containerLogs/default/x/c"
+            ))
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        curl(vec![]).await,
+        "000",
+        "no client certificate, no connection"
+    );
+    let alice = env.cluster.kubeconfig_for("alice", None).unwrap();
+    let field = |name: &str| {
+        let line = alice
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap();
+        let b64 = line.split_once(':').unwrap().1.trim();
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    let (cert, key) = (
+        env.root.path().join("alice.crt"),
+        env.root.path().join("alice.key"),
+    );
+    std::fs::write(&cert, field("client-certificate-data")).unwrap();
+    std::fs::write(&key, field("client-key-data")).unwrap();
+    let as_alice = vec![
+        "--cert".to_string(),
+        cert.display().to_string(),
+        "--key".to_string(),
+        key.display().to_string(),
+    ];
+    assert_eq!(curl(as_alice).await, "403", "alice is not the apiserver");
+    assert!(
+        http_get_at("127.0.0.1", port, "/healthz")
+            .await
+            .is_none_or(|(code, _)| code != 200),
+        "plain HTTP is not served"
+    );
     env.stop().await;
 }
 
@@ -231,10 +291,10 @@ async fn echo_pod_runs_to_completion_and_its_logs_are_served() {
     assert!(status.host_ip.is_some());
 
     let port = env.agent_port().await;
-    let (code, body) = http_get(port, "/containerLogs/default/echo/c").await;
+    let (code, body) = agent_get(&env.cluster, port, "/containerLogs/default/echo/c").await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body, "hello\n");
-    let (code, _) = http_get(port, "/containerLogs/default/echo/nope").await;
+    let (code, _) = agent_get(&env.cluster, port, "/containerLogs/default/echo/nope").await;
     assert_eq!(code, 400);
     env.stop().await;
 }
@@ -288,7 +348,7 @@ async fn httpd_pod_stays_running_and_is_adopted_by_a_restarted_agent() {
     // Restart the agent: the container is adopted, not restarted.
     env.agent.take().unwrap().stop().await;
     env.agent = Some(AgentRun::start(
-        env.cluster.client(),
+        &env.cluster,
         &env.node,
         &env.containerd,
         env.root.path(),
@@ -431,7 +491,12 @@ async fn failing_command_goes_to_crash_loop_back_off() {
     assert_eq!(last.reason.as_deref(), Some("Error"));
     assert_eq!(phase(&pod), "Running");
     let port = env.agent_port().await;
-    let (code, body) = http_get(port, "/containerLogs/default/crash/c?previous=true").await;
+    let (code, body) = agent_get(
+        &env.cluster,
+        port,
+        "/containerLogs/default/crash/c?previous=true",
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(body, "boom\n");
     env.stop().await;
@@ -575,11 +640,12 @@ async fn pod_network_serves_http_on_the_pod_ip_and_containers_share_localhost() 
 
     // The other container reached it on localhost, and shares the pod's hostname (UTS).
     let port = env.agent_port().await;
+    let cluster = &env.cluster;
     let logs = wait_for(
         "the client container's output",
         Duration::from_secs(30),
         || async move {
-            let (code, body) = http_get(port, "/containerLogs/default/net/client").await;
+            let (code, body) = agent_get(cluster, port, "/containerLogs/default/net/client").await;
             (code == 200 && body.contains("client on")).then_some(body)
         },
     )
@@ -854,7 +920,7 @@ async fn config_env_volumes_memory_limit_and_init_containers_are_visible_inside(
         })
         .await;
     let port = env.agent_port().await;
-    let (code, body) = http_get(port, "/containerLogs/default/cfg/c").await;
+    let (code, body) = agent_get(&env.cluster, port, "/containerLogs/default/cfg/c").await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(
         body,
@@ -1065,7 +1131,7 @@ async fn a_pod_calls_the_api_with_its_own_service_account_token() {
     assert!(volume.unwrap().name.starts_with("kube-api-access-"));
 
     let port = env.agent_port().await;
-    let (code, logs) = http_get(port, "/containerLogs/default/caller/c").await;
+    let (code, logs) = agent_get(&env.cluster, port, "/containerLogs/default/caller/c").await;
     assert_eq!(code, 200, "{logs}");
     let cluster_ip = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client, "default")
         .get("kubernetes")

@@ -111,7 +111,7 @@ impl E2e {
                 .unwrap();
             let mut config = AgentRun::config(name, &containerd, name, root.path(), &net);
             config.heartbeat_interval = Duration::from_secs(1);
-            let agent = AgentRun::spawn(cluster.client(), config);
+            let agent = AgentRun::spawn(&cluster, config);
             nodes.push(NodeRun {
                 name: name.to_string(),
                 root,

@@ -569,7 +569,7 @@ impl Env {
         if log_writer {
             config.log_writer = Some(agent_binary());
         }
-        let agent = AgentRun::spawn(cluster.client(), config);
+        let agent = AgentRun::spawn(&cluster, config);
         let controllers = Some(cluster.start_pod_identity_controllers());
         let env = Env {
             controllers,

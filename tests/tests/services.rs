@@ -141,7 +141,7 @@ impl Env {
                 )));
                 config.cluster_dns = Some(env.gateway.into());
             }
-            let agent = AgentRun::spawn(env.client(), config);
+            let agent = AgentRun::spawn(env.cluster.as_ref().unwrap(), config);
             env.nodes.push(NodeRun {
                 name,
                 net,
@@ -317,14 +317,13 @@ impl Env {
             .and_then(|d| d.kubelet_endpoint)
             .map(|e| e.port as u16)
             .unwrap();
-        http_get_at(
-            "127.0.0.1",
-            port,
-            &format!("/containerLogs/default/{pod}/{container}"),
-        )
-        .await
-        .map(|(_, b)| b)
-        .unwrap_or_default()
+        self.cluster
+            .as_ref()
+            .unwrap()
+            .agent_get(port, &format!("/containerLogs/default/{pod}/{container}"))
+            .await
+            .map(|(_, b)| b)
+            .unwrap_or_default()
     }
 
     /// Wait until the container's log holds `marker`; returns the log.

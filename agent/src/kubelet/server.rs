@@ -98,8 +98,64 @@ fn clip(out: &mut Vec<u8>, remaining: &mut Option<usize>) {
     }
 }
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+/// The users whose client certificates the agent API serves: the apiserver's
+/// (`kube-apiserver-kubelet-client`) and cluster admins (`system:masters`).
+fn may_use_the_api(identity: &skiff_pki::CertIdentity) -> bool {
+    identity.user == skiff_pki::cluster::KUBELET_CLIENT_USER
+        || identity
+            .groups
+            .iter()
+            .any(|g| g == skiff_pki::cluster::MASTERS_GROUP)
+}
+
+/// Refuse clients whose verified certificate names someone else (the TLS handshake already
+/// refused connections without a certificate from the cluster CA).
+async fn authorize(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let identity = req
+        .extensions()
+        .get::<skiff_component::https::Connection>()
+        .and_then(|c| c.certificate.clone());
+    match identity {
+        Some(Ok(id)) if may_use_the_api(&id) => next.run(req).await,
+        Some(Ok(id)) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "Forbidden (user={}, verb=get, resource=nodes, subresource=proxy)",
+                id.user
+            ),
+        )
+            .into_response(),
+        _ => (StatusCode::UNAUTHORIZED, "Unauthorized").into_response(),
+    }
+}
+
+/// TLS for the agent API: a serving certificate from a CA of the agent's own (as a kubelet's
+/// self-signed one; the apiserver does not verify it) and client certificates from the
+/// cluster CA required.
+pub fn serving_tls(
+    node: &str,
+    host_ip: &str,
+    client_ca: &str,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let authority = skiff_pki::Authority::generate(&format!("{node}-ca"))?;
+    let mut ips = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    ips.extend(host_ip.parse::<std::net::IpAddr>());
+    let serving = authority.issue(&skiff_pki::CertRequest::server(
+        node,
+        vec![node.to_string(), "localhost".into()],
+        ips,
+    ))?;
+    let config = skiff_pki::tls::server_config(
+        &serving.cert_pem,
+        &serving.key_pem,
+        Some(client_ca),
+        skiff_pki::tls::ClientAuth::Required,
+    )?;
+    Ok(Arc::new(config))
+}
+
+pub fn router(shared: Arc<Shared>, authenticated: bool) -> Router {
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route(
@@ -107,7 +163,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(container_logs),
         )
         .route("/images/load", post(load_image))
-        .with_state(shared)
+        .with_state(shared);
+    if authenticated {
+        router.layer(axum::middleware::from_fn(authorize))
+    } else {
+        router
+    }
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

@@ -16,12 +16,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::error::{ApiError, Reason};
-use crate::listener::Connection;
 use crate::state::AppState;
 use authn::service_account::ServiceAccountTokens;
 use authn::Authenticator;
 use authz::{Authorizer, Decision};
 use request_info::RequestInfo;
+use skiff_component::https::Connection;
 use user::UserInfo;
 
 /// The configured authenticators and authorizers, and the key ServiceAccount tokens are
@@ -31,6 +31,9 @@ pub struct Auth {
     pub authenticator: Option<Authenticator>,
     pub authorizer: Box<dyn Authorizer>,
     pub service_account_tokens: Arc<ServiceAccountTokens>,
+    /// How the apiserver reaches agents' APIs: TLS with the `kube-apiserver-kubelet-client`
+    /// certificate (`None` in the insecure test mode: plain HTTP).
+    pub agent_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Paths anyone may read without credentials (kube-apiserver's `system:public-info-viewer`).

@@ -32,6 +32,7 @@ pub async fn custom(
             params: req.params,
             body: req.body,
             user: req.user,
+            agent_client: req.state.auth.agent_client.as_ref(),
             service_account_tokens: &req.state.auth.service_account_tokens,
         })
         .await

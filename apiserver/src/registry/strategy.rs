@@ -157,6 +157,8 @@ pub struct SubresourceRequest<'a> {
     pub body: &'a [u8],
     /// Who the request acts as.
     pub user: &'a crate::auth::user::UserInfo,
+    /// TLS to agents (`None`: plain HTTP, the insecure test mode).
+    pub agent_client: Option<&'a std::sync::Arc<rustls::ClientConfig>>,
     /// Signs tokens for `serviceaccounts/token`.
     pub service_account_tokens: &'a crate::auth::authn::service_account::ServiceAccountTokens,
 }

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap};
 use futures::future::BoxFuture;
 
 use crate::auth::user::UserInfo;
-use crate::listener::Connection;
+use skiff_component::https::Connection;
 use token_file::TokenFile;
 
 #[derive(Debug, thiserror::Error)]

@@ -136,17 +136,39 @@ async fn pod_log(req: SubresourceRequest<'_>) -> ApiResult<Response> {
         .collect();
     let query = serde_urlencoded::to_string(&query).unwrap_or_default();
     let namespace = req.namespace.unwrap_or("default");
-    let uri = format!("http://{host}:{port}/containerLogs/{namespace}/{name}/{container}?{query}");
-
-    let client: Client<_, Empty<axum::body::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let scheme = if req.agent_client.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let uri =
+        format!("{scheme}://{host}:{port}/containerLogs/{namespace}/{name}/{container}?{query}");
     let request = http::Request::get(&uri)
-        .body(Empty::new())
+        .body(Empty::<axum::body::Bytes>::new())
         .map_err(ApiError::internal)?;
-    let upstream = client
-        .request(request)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("Get \"{uri}\": {e}")))?;
+    let sent = match req.agent_client {
+        Some(tls) => {
+            // The connector sets ALPN itself from the HTTP versions it enables.
+            let mut tls = (**tls).clone();
+            tls.alpn_protocols.clear();
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_only()
+                .enable_http1()
+                .build();
+            Client::builder(TokioExecutor::new())
+                .build(connector)
+                .request(request)
+                .await
+        }
+        None => {
+            Client::builder(TokioExecutor::new())
+                .build_http()
+                .request(request)
+                .await
+        }
+    };
+    let upstream = sent.map_err(|e| ApiError::unavailable(format!("Get \"{uri}\": {e}")))?;
     let status = upstream.status();
     if !status.is_success() {
         let body = upstream

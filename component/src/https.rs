@@ -1,6 +1,7 @@
-//! The apiserver's listener: TCP connections, the TLS handshake (client certificates verified
-//! against the client CA), HTTP/1.1 and HTTP/2, and graceful shutdown. Each request carries the
-//! connection's [`Connection`] (who the certificate says the client is) for authentication.
+//! The HTTPS listener of the apiserver and the agent's API: TCP connections, the TLS handshake
+//! (client certificates verified against the client CA), HTTP/1.1 and HTTP/2, and graceful
+//! shutdown. Each request carries the connection's [`Connection`] (who the certificate says
+//! the client is) for authentication.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
