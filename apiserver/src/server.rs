@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::auth::authn::bootstrap_token::BootstrapTokenAuthenticator;
 use crate::auth::authn::jwt::{self, TokenKeys};
 use crate::auth::authn::service_account::{
     BoundKind, ServiceAccountAuthenticator, ServiceAccountTokens,
@@ -240,7 +241,13 @@ fn secure_serving(
     let auth = Auth {
         authenticator: Some(Authenticator {
             token_file,
-            token_authenticators: vec![Box::new(service_account_authenticator)],
+            token_authenticators: vec![
+                Box::new(service_account_authenticator),
+                Box::new(BootstrapTokenAuthenticator {
+                    secrets: registry.of(&secret::INFO).storage.cache.clone(),
+                    secret_info: &secret::INFO,
+                }),
+            ],
         }),
         authorizer: Box::new(authz::Union(vec![
             Box::new(MastersGroup),

@@ -844,3 +844,104 @@ async fn a_node_cannot_touch_another_nodes_pods_node_or_secrets() {
     ));
     cluster.stop().await;
 }
+
+/// Who a bearer token is, from SelfSubjectReview over plain curl: `(status code, body)`.
+async fn whoami_with_token(cluster: &TestCluster, token: &str) -> (u16, String) {
+    let ca = cluster.api.cert_dir.as_ref().unwrap().join("ca.crt");
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", "Content-Type: application/json"])
+        .args([
+            "-d",
+            r#"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#,
+        ])
+        .arg(format!(
+            "{}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            cluster.url()
+        ))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[tokio::test]
+async fn bootstrap_tokens_authenticate_until_they_expire() {
+    use k8s_openapi::api::core::v1::Secret;
+
+    let cluster = TestCluster::start().await.unwrap();
+    let secrets = Api::<Secret>::namespaced(cluster.client(), "kube-system");
+    let token_secret = |id: &str, expiration: &str| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("bootstrap-token-{id}")},
+            "type": "bootstrap.kubernetes.io/token",
+            "stringData": {
+                "token-id": id, "token-secret": "0123456789abcdef",
+                "usage-bootstrap-authentication": "true",
+                "auth-extra-groups": "system:bootstrappers:skiff:nodes",
+                "expiration": expiration,
+            },
+        }))
+        .unwrap()
+    };
+    secrets
+        .create(
+            &PostParams::default(),
+            &token_secret("abcdef", "2999-01-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    secrets
+        .create(
+            &PostParams::default(),
+            &token_secret("expird", "2020-01-01T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let (code, body) = wait_for(
+        "the token's Secret reaches the cache",
+        Duration::from_secs(10),
+        || async {
+            let r = whoami_with_token(&cluster, "abcdef.0123456789abcdef").await;
+            (r.0 == 201).then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let review: SelfSubjectReview = serde_json::from_str(&body).unwrap();
+    let user = review.status.unwrap().user_info.unwrap();
+    assert_eq!(user.username.as_deref(), Some("system:bootstrap:abcdef"));
+    assert_eq!(
+        user.groups.unwrap(),
+        [
+            "system:bootstrappers",
+            "system:bootstrappers:skiff:nodes",
+            "system:authenticated"
+        ]
+    );
+    for refused in [
+        "expird.0123456789abcdef",
+        "abcdef.0123456789abcdee",
+        "nosuch.0123456789abcdef",
+    ] {
+        assert_eq!(
+            whoami_with_token(&cluster, refused).await.0,
+            401,
+            "{refused}"
+        );
+    }
+    cluster.stop().await;
+}

@@ -3,6 +3,7 @@
 //! ServiceAccount JWTs, bootstrap tokens). A token that no authenticator accepts is a 401, as
 //! is a request with no credentials outside the public paths.
 
+pub mod bootstrap_token;
 pub mod jwt;
 pub mod service_account;
 pub mod token_file;
