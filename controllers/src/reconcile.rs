@@ -14,6 +14,19 @@ pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
     fn is_conflict(&self) -> bool;
 }
 
+/// The error of a reconciler whose only failures are API calls.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiCallError {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl ReconcileError for ApiCallError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, ApiCallError::Kube(e) if is_conflict(e))
+    }
+}
+
 /// Whether a kube error is a 409 Conflict.
 pub fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)

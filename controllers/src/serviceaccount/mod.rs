@@ -14,7 +14,7 @@ use kube::runtime::Controller;
 use kube::ResourceExt;
 
 use crate::context::Context;
-use crate::reconcile::{self, ReconcileError};
+use crate::reconcile;
 use crate::registration::Registration;
 use crate::util;
 
@@ -27,17 +27,7 @@ pub const REGISTRATION: Registration = Registration {
     start,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-}
-
-impl ReconcileError for Error {
-    fn is_conflict(&self) -> bool {
-        matches!(self, Error::Kube(e) if reconcile::is_conflict(e))
-    }
-}
+type Error = reconcile::ApiCallError;
 
 struct State {
     ctx: Arc<Context>,
