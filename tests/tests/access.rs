@@ -945,3 +945,84 @@ async fn bootstrap_tokens_authenticate_until_they_expire() {
     }
     cluster.stop().await;
 }
+
+/// TLS both ways: a client trusting another CA refuses the apiserver, and the apiserver
+/// refuses a client certificate from another CA (the handshake fails, no request is served).
+#[tokio::test]
+async fn a_wrong_ca_is_refused_by_the_client_and_a_foreign_client_cert_by_the_server() {
+    let cluster = TestCluster::start().await.unwrap();
+    let dir = cluster.dir().to_path_buf();
+    let other = skiff_pki::Authority::generate("impostor-ca").unwrap();
+    std::fs::write(dir.join("other-ca.crt"), other.cert_pem()).unwrap();
+    let forged = other
+        .issue(&skiff_pki::CertRequest::client(
+            "system:admin",
+            Some("system:masters"),
+        ))
+        .unwrap();
+    std::fs::write(dir.join("forged.crt"), &forged.cert_pem).unwrap();
+    std::fs::write(dir.join("forged.key"), &forged.key_pem).unwrap();
+    let ca = cluster.api.cert_dir.as_ref().unwrap().join("ca.crt");
+    let curl = |args: Vec<std::ffi::OsString>| {
+        let url = format!("{}/api/v1/namespaces/default/secrets", cluster.url());
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+                .args(args)
+                .arg(url)
+                .output()
+                .await
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        }
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let path = |p: &std::path::Path| p.as_os_str().to_owned();
+    // The right CA, no credentials: the server is trusted and answers 401.
+    assert_eq!(curl(vec![os("--cacert"), path(&ca)]).await.1, "401");
+    // Another CA: curl refuses the server's certificate (exit 60).
+    let (code, _) = curl(vec![os("--cacert"), path(&dir.join("other-ca.crt"))]).await;
+    assert_eq!(
+        code,
+        Some(60),
+        "the client must refuse a server its CA did not sign"
+    );
+    // A client certificate claiming system:masters from another CA: the handshake fails.
+    let (code, status) = curl(vec![
+        os("--cacert"),
+        path(&ca),
+        os("--cert"),
+        path(&dir.join("forged.crt")),
+        os("--key"),
+        path(&dir.join("forged.key")),
+    ])
+    .await;
+    assert_eq!(
+        status, "000",
+        "no HTTP answer for a foreign certificate (curl exit {code:?})"
+    );
+    // And through kube-rs: a kubeconfig trusting another CA cannot connect.
+    let mut config = skiff_testkit::client_config(&cluster.kubeconfig_path())
+        .await
+        .unwrap();
+    config.root_cert = Some(
+        skiff_pki::pem::certificates(other.cert_pem(), "other")
+            .unwrap()
+            .into_iter()
+            .map(|c| c.to_vec())
+            .collect(),
+    );
+    let client = kube::Client::try_from(config).unwrap();
+    let err = Api::<ConfigMap>::namespaced(client, "default")
+        .list(&Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        !matches!(err, kube::Error::Api(_)),
+        "no API answer without trusting the server: {err}"
+    );
+    cluster.stop().await;
+}
