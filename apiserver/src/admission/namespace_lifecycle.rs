@@ -4,7 +4,6 @@
 use futures::future::BoxFuture;
 
 use crate::error::{ApiError, ApiResult};
-use crate::object;
 use crate::registry::core::namespace;
 use crate::registry::{Admission, Registry};
 use crate::resource::ResourceInfo;
@@ -22,12 +21,7 @@ impl Admission for NamespaceLifecycle {
         Box::pin(async move {
             let namespaces = registry.of(&namespace::INFO);
             let key = namespace::INFO.key(None, ns);
-            let cached = namespaces.storage.cache.snapshot(&key).0;
-            let found = match cached.into_iter().find(|o| object::name(o) == ns) {
-                Some(o) => Some((*o).clone()),
-                None => namespaces.storage.get(&key).await?.map(|v| v.value),
-            };
-            match found {
+            match namespaces.storage.get_cached_or_stored(&key).await? {
                 None => Err(ApiError::not_found(&namespace::INFO, ns)),
                 Some(ns_obj) if namespace::is_terminating(&ns_obj) => Err(ApiError::forbidden(
                     info,

@@ -93,18 +93,6 @@ pub fn mount_api_access(pod: &mut Value, volume_name: &str) {
     }
 }
 
-impl ServiceAccountAdmission {
-    /// The ServiceAccount, from the cache or else etcd.
-    async fn lookup(registry: &Registry, ns: &str, name: &str) -> ApiResult<Option<Value>> {
-        let accounts = registry.of(&serviceaccount::INFO);
-        let key = serviceaccount::INFO.key(Some(ns), name);
-        if let Some(sa) = accounts.storage.cache.get(&key) {
-            return Ok(Some((*sa).clone()));
-        }
-        Ok(accounts.storage.get(&key).await?.map(|v| v.value))
-    }
-}
-
 impl Admission for ServiceAccountAdmission {
     fn mutate_create<'a>(
         &'a self,
@@ -118,7 +106,11 @@ impl Admission for ServiceAccountAdmission {
                 return Ok(());
             }
             let name = service_account_name(obj);
-            let sa = Self::lookup(registry, ns, &name).await?;
+            let sa = registry
+                .of(&serviceaccount::INFO)
+                .storage
+                .get_cached_or_stored(&serviceaccount::INFO.key(Some(ns), &name))
+                .await?;
             // A namespace's `default` ServiceAccount is created by a controller a moment after
             // the namespace; pods are not refused in that moment (the agent waits for it
             // before it can mount the token). A named one must exist, as in Kubernetes.

@@ -110,6 +110,15 @@ impl ResourceStorage {
         self.store.get(key).await
     }
 
+    /// The object at `key` from the watch cache, else from etcd (the cache may trail a
+    /// moment behind a create): for checks that need an object to exist, not its newest state.
+    pub async fn get_cached_or_stored(&self, key: &str) -> StoreResult<Option<Value>> {
+        if let Some(obj) = self.cache.get(key) {
+            return Ok(Some((*obj).clone()));
+        }
+        Ok(self.store.get(key).await?.map(|v| v.value))
+    }
+
     async fn wait_until(&self, freshness: Freshness) -> StoreResult<()> {
         let revision = match freshness {
             Freshness::Any => return Ok(()),
