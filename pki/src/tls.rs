@@ -85,10 +85,11 @@ pub fn client_config(ca_pem: &str, identity: Option<(&str, &str)>) -> PkiResult<
 /// A client presenting `identity` that does not verify the server's certificate: how
 /// kube-apiserver reaches kubelets unless `--kubelet-certificate-authority` is set (an agent's
 /// serving certificate is self-signed). The connection is still encrypted and the server
-/// still verifies the client.
+/// still verifies the client. No ALPN protocols: the HTTP client sets them (hyper-rustls
+/// insists on that).
 pub fn client_config_unverified_server(identity: (&str, &str)) -> PkiResult<ClientConfig> {
     let provider = provider();
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
+    let config = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
@@ -96,7 +97,6 @@ pub fn client_config_unverified_server(identity: (&str, &str)) -> PkiResult<Clie
             certificates(identity.0, "the client certificate")?,
             private_key(identity.1, "the client key")?,
         )?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 

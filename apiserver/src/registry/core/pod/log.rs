@@ -148,11 +148,8 @@ async fn pod_log(req: SubresourceRequest<'_>) -> ApiResult<Response> {
         .map_err(ApiError::internal)?;
     let sent = match req.agent_client {
         Some(tls) => {
-            // The connector sets ALPN itself from the HTTP versions it enables.
-            let mut tls = (**tls).clone();
-            tls.alpn_protocols.clear();
             let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls)
+                .with_tls_config((**tls).clone())
                 .https_only()
                 .enable_http1()
                 .build();
