@@ -103,33 +103,37 @@ impl NodeAuthorizer {
         self.pods.snapshot(&prefix).0
     }
 
+    /// A read of an object pods refer to (or a ServiceAccount token): allowed when a pod
+    /// bound to `node` uses it; otherwise RBAC decides (and system:node grants none of these).
+    fn decide_reference(&self, node: &str, what: Reference, request: &RequestInfo) -> Decision {
+        let token = what == Reference::ServiceAccount
+            && request.subresource == "token"
+            && request.verb == "create";
+        let read = request.subresource.is_empty() && request.verb == "get";
+        let related = (token || read)
+            && self
+                .pods_of_namespace(&request.namespace)
+                .iter()
+                .any(|p| bound_to(p, node) && pod_refers_to(p, what, &request.name));
+        if related {
+            Decision::Allow
+        } else {
+            Decision::NoOpinion
+        }
+    }
+
     fn decide(&self, node: &str, request: &RequestInfo) -> Decision {
         if !request.resource_request {
             return Decision::NoOpinion;
         }
         let deny = |why: String| Decision::Deny(why);
         let writes = WRITES.contains(&request.verb.as_str());
-        match (request.api_group.as_str(), request.resource.as_str()) {
-            ("", resource) if Reference::of_resource(resource).is_some() => {
-                let what = Reference::of_resource(resource).expect("matched");
-                let token = what == Reference::ServiceAccount
-                    && request.subresource == "token"
-                    && request.verb == "create";
-                let read = request.subresource.is_empty() && request.verb == "get";
-                if !(token || read) {
-                    return Decision::NoOpinion;
-                }
-                let related = self
-                    .pods_of_namespace(&request.namespace)
-                    .iter()
-                    .any(|p| bound_to(p, node) && pod_refers_to(p, what, &request.name));
-                // No relationship: RBAC decides (and system:node grants none of these).
-                if related {
-                    Decision::Allow
-                } else {
-                    Decision::NoOpinion
-                }
+        if let Some(what) = Reference::of_resource(&request.resource) {
+            if request.api_group.is_empty() {
+                return self.decide_reference(node, what, request);
             }
+        }
+        match (request.api_group.as_str(), request.resource.as_str()) {
             ("", "nodes") if writes && !request.name.is_empty() && request.name != node => {
                 deny(format!(
                     "node {node:?} is not allowed to modify node {:?}",
