@@ -282,21 +282,14 @@ async fn kubectl_with_token(
     args: &[&str],
 ) -> (bool, String, String) {
     let ca = cluster.api.cert_dir.as_ref().unwrap().join("ca.crt");
-    let out = tokio::process::Command::new(kubectl)
-        .arg(format!("--server={}", cluster.url()))
-        .arg(format!("--certificate-authority={}", ca.display()))
-        .arg(format!("--token={token}"))
-        .args(args)
-        .env("KUBECONFIG", "/dev/null")
-        .env("HOME", cluster.dir())
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (server, ca, token) = (
+        format!("--server={}", cluster.url()),
+        format!("--certificate-authority={}", ca.display()),
+        format!("--token={token}"),
+    );
+    let mut all = vec![server.as_str(), ca.as_str(), token.as_str()];
+    all.extend_from_slice(args);
+    kubectl_as(cluster, std::path::Path::new("/dev/null"), kubectl, &all).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
