@@ -156,6 +156,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     bootstrap(&state, &registry_config)
         .await
         .context("creating the default namespaces")?;
+    caches_caught_up(&state)
+        .await
+        .context("waiting for the watch caches")?;
     if let Some(every) = config.compaction_interval {
         background.push(tokio::spawn(compact_periodically(state.clone(), every)));
     }
@@ -303,6 +306,17 @@ async fn bootstrap(state: &AppState, config: &builtin::RegistryConfig) -> anyhow
         create_internal(registry.of(&rbac::clusterrolebinding::INFO), None, binding)
             .await
             .map_err(|e| anyhow::anyhow!("bootstrap ClusterRoleBinding: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Wait until every watch cache has seen what etcd holds now, bootstrap objects included, so
+/// the first requests are authorized with the default policy and read what is stored (as
+/// kube-apiserver is not ready before its informers have synced).
+async fn caches_caught_up(state: &AppState) -> anyhow::Result<()> {
+    let revision = state.store.current_revision().await?;
+    for cache in state.registry.caches() {
+        cache.wait_for(revision, Duration::from_secs(30)).await?;
     }
     Ok(())
 }

@@ -843,7 +843,7 @@ async fn whoami_with_token(cluster: &TestCluster, token: &str) -> (u16, String) 
     let ca = cluster.api.cert_dir.as_ref().unwrap().join("ca.crt");
     let out = tokio::process::Command::new("curl")
         .args([
-            "-s",
+            "-sS",
             "-o",
             "-",
             "-w",
@@ -868,7 +868,14 @@ async fn whoami_with_token(cluster: &TestCluster, token: &str) -> (u16, String) 
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    let code = code.trim().parse().unwrap_or(0);
+    assert!(
+        code != 0,
+        "curl failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code, body.to_string())
 }
 
 #[tokio::test]

@@ -64,10 +64,10 @@ pub async fn filter(State(state): State<Arc<AppState>>, mut req: Request, next: 
             match authenticator.authenticate(connection, req.headers()).await {
                 Ok(Some(user)) => user,
                 Ok(None) if is_public(&info.path) => UserInfo::anonymous(),
-                Ok(None) => return unauthorized(),
+                Ok(None) => return refuse(req, unauthorized()).await,
                 Err(e) => {
                     tracing::debug!(error = %e, path = %info.path, "authentication failed");
-                    return unauthorized();
+                    return refuse(req, unauthorized()).await;
                 }
             }
         }
@@ -75,21 +75,37 @@ pub async fn filter(State(state): State<Arc<AppState>>, mut req: Request, next: 
     let user = match impersonation::impersonate(state.auth.authorizer.as_ref(), user, req.headers())
     {
         Ok(user) => user,
-        Err(e) => return e.into_response(),
+        Err(e) => return refuse(req, e.into_response()).await,
     };
     let public_read = is_public(&info.path) && info.verb == "get";
     if !public_read {
         match state.auth.authorizer.authorize(&user, &info) {
             Decision::Allow => {}
             Decision::Deny(reason) => {
-                return forbidden(&user, &info, Some(&reason)).into_response()
+                let refusal = forbidden(&user, &info, Some(&reason)).into_response();
+                return refuse(req, refusal).await;
             }
-            Decision::NoOpinion => return forbidden(&user, &info, None).into_response(),
+            Decision::NoOpinion => {
+                return refuse(req, forbidden(&user, &info, None).into_response()).await
+            }
         }
     }
     req.extensions_mut().insert(user);
     req.extensions_mut().insert(info);
     next.run(req).await
+}
+
+/// The most of a refused request's body read before answering, and how long that may take.
+const REFUSED_BODY_LIMIT: usize = 1 << 20;
+const REFUSED_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Answer a refused request after reading what its client is still sending (bounded): over
+/// HTTP/2, a response that ends while the request body is unread resets the stream, and
+/// clients such as curl report that reset instead of the 401 or 403.
+async fn refuse(req: Request, refusal: Response) -> Response {
+    let body = axum::body::to_bytes(req.into_body(), REFUSED_BODY_LIMIT);
+    let _ = tokio::time::timeout(REFUSED_BODY_TIMEOUT, body).await;
+    refusal
 }
 
 fn unauthorized() -> Response {
