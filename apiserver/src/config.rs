@@ -49,6 +49,8 @@ pub struct SecureServing {
     pub token_auth_file: Option<PathBuf>,
     /// Extra names and addresses for the serving certificate.
     pub tls_sans: Vec<String>,
+    /// Tests only: the shortest ServiceAccount token lifetime accepted, instead of ten minutes.
+    pub min_token_expiration_for_testing: Option<std::time::Duration>,
 }
 
 impl Default for SecureServing {
@@ -57,6 +59,7 @@ impl Default for SecureServing {
             cert_dir: PathBuf::from("/var/lib/skiff/pki"),
             token_auth_file: None,
             tls_sans: Vec::new(),
+            min_token_expiration_for_testing: None,
         }
     }
 }

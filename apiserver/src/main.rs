@@ -41,6 +41,10 @@ struct Args {
     /// acting as system:masters. Never use it on a port anyone else can reach.
     #[arg(long)]
     insecure_plain_http_for_testing: bool,
+    /// TESTS ONLY: accept ServiceAccount TokenRequests for lifetimes down to this many seconds
+    /// (instead of Kubernetes' ten minutes), so a test can watch a token expire.
+    #[arg(long, value_name = "SECONDS")]
+    service_account_min_token_expiration_for_testing: Option<u64>,
     /// EncryptionConfiguration file for encryption at rest (aesgcm and identity providers);
     /// created with a fresh AES-256 key for Secrets when missing.
     #[arg(long)]
@@ -125,6 +129,9 @@ async fn main() -> anyhow::Result<()> {
                 cert_dir: args.cert_dir,
                 token_auth_file: args.token_auth_file,
                 tls_sans: args.tls_sans,
+                min_token_expiration_for_testing: args
+                    .service_account_min_token_expiration_for_testing
+                    .map(Duration::from_secs),
             })
         },
         ..Default::default()

@@ -226,10 +226,15 @@ fn secure_serving(
         Some(path) => Some(TokenFile::load(path)?),
         None => None,
     };
-    let service_account_tokens = Arc::new(ServiceAccountTokens::new(TokenKeys::from_pem(
+    let mut service_account_tokens = ServiceAccountTokens::new(TokenKeys::from_pem(
         &pki.service_account_key()?,
         jwt::DEFAULT_ISSUER,
-    )?));
+    )?);
+    if let Some(floor) = secure.min_token_expiration_for_testing {
+        service_account_tokens =
+            service_account_tokens.with_min_expiration_for_testing(floor.as_secs() as i64);
+    }
+    let service_account_tokens = Arc::new(service_account_tokens);
     let bound = |info| BoundKind {
         info,
         cache: registry.of(info).storage.cache.clone(),

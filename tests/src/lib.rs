@@ -454,7 +454,8 @@ users:
     )
 }
 
-/// The kubectl binaries the compatibility tests drive: the default one and 1.27.
+/// The kubectl binaries the compatibility tests drive: the default one, 1.27 and the newest
+/// (from [`tools_dir`]), those that are installed.
 pub fn kubectl_binaries() -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Some(k) = which("kubectl") {
@@ -464,7 +465,42 @@ pub fn kubectl_binaries() -> Vec<PathBuf> {
     if old.is_file() {
         out.push(old);
     }
+    let newest = tools_dir().join(NEWEST_KUBECTL);
+    if newest.is_file() {
+        out.push(newest);
+    }
     out
+}
+
+/// Where `scripts/test-tools.sh` (run by `make test`) installs the newest kubectl, helm and
+/// the official Python client: `$SKIFF_TEST_TOOLS`, or `.tools/` in the repository.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("SKIFF_TEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools"))
+}
+
+const NEWEST_KUBECTL: &str = "kubectl-1.37/kubectl";
+
+/// A tool `scripts/test-tools.sh` installs, or a panic saying how to install it.
+fn installed_tool(relative: &str) -> PathBuf {
+    let path = tools_dir().join(relative);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `scripts/test-tools.sh` (`make test` does) to install the test tools",
+        path.display()
+    );
+    path
+}
+
+/// The newest kubectl (1.37).
+pub fn newest_kubectl() -> PathBuf {
+    installed_tool(NEWEST_KUBECTL)
+}
+
+/// The Python interpreter of the virtualenv that holds the official Kubernetes Python client.
+pub fn python_with_kubernetes_client() -> PathBuf {
+    installed_tool("python/bin/python")
 }
 
 /// The repository root (for manifests/).

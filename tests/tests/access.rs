@@ -1026,3 +1026,225 @@ async fn a_wrong_ca_is_refused_by_the_client_and_a_foreign_client_cert_by_the_se
     );
     cluster.stop().await;
 }
+
+/// A token from `kubectl create token --duration` works, then expires: refused with 401 once
+/// its lifetime and Kubernetes' minute of clock leeway have passed. (The apiserver's floor of
+/// ten minutes is lowered by its test-only flag, so the test waits one minute, not eleven.)
+#[tokio::test]
+async fn a_service_account_token_works_until_it_expires() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+
+    let cluster = TestCluster::start_with(|config| {
+        if let skiff_apiserver::Security::Secure(secure) = &mut config.security {
+            secure.min_token_expiration_for_testing = Some(Duration::from_secs(1));
+        }
+    })
+    .await
+    .unwrap();
+    let admin = cluster.client();
+    let reader: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "reader"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &reader)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "reader-view" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "reader", "namespace": "default" }],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin, "default")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let kubectl = std::path::PathBuf::from("/usr/lib/google-cloud-sdk/bin/kubectl.1.27");
+    let (ok, token, stderr) = kubectl_as(
+        &cluster,
+        &cluster.kubeconfig_path(),
+        &kubectl,
+        &["create", "token", "reader", "--duration", "5s"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let token = token.trim().to_string();
+    let issued = std::time::Instant::now();
+    let claims = jwt_claims(&token);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        5,
+        "{claims}"
+    );
+    let read = ["get", "configmaps", "-n", "default", "-o", "name"];
+    let (ok, _, stderr) = kubectl_with_token(&cluster, &kubectl, &token, &read).await;
+    assert!(ok, "the fresh token reads: {stderr}");
+    let stderr = wait_for("the token expires", Duration::from_secs(120), || async {
+        let (ok, _, stderr) = kubectl_with_token(&cluster, &kubectl, &token, &read).await;
+        (!ok).then_some(stderr)
+    })
+    .await;
+    assert!(
+        stderr.contains("You must be logged in to the server (Unauthorized)"),
+        "{stderr}"
+    );
+    assert!(
+        issued.elapsed() >= Duration::from_secs(5 + 60),
+        "refused only after its lifetime and the clock leeway, not after {:?}",
+        issued.elapsed()
+    );
+    cluster.stop().await;
+}
+
+/// The claims of a JWT, unverified (the test only reads what the server put in).
+fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url claims");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// What `tests/python/probe.py` reports, by call.
+async fn python_probe(args: &[&str]) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let script = skiff_testkit::repo_root().join("tests/python/probe.py");
+    let out = tokio::process::Command::new(skiff_testkit::python_with_kubernetes_client())
+        .arg(&script)
+        .args(args)
+        .output()
+        .await
+        .expect("running the Python client");
+    assert!(
+        out.status.success(),
+        "probe.py {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            (v["call"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+/// The official Python client, against the TLS apiserver: anonymous calls get 401, a `view`
+/// user (client certificate) reads and is refused writes with Kubernetes' message, and a
+/// ServiceAccount token gets exactly what its Role grants.
+#[tokio::test]
+async fn the_official_python_client_authenticates_and_is_authorized() {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::Role;
+
+    let cluster = TestCluster::start().await.unwrap();
+    let admin = cluster.client();
+    Api::<ConfigMap>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &configmap("settings"))
+        .await
+        .unwrap();
+    let group_view: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "dev-view" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "dev" }],
+    }))
+    .unwrap();
+    let config_maps_only: Role = serde_json::from_value(json!({
+        "metadata": { "name": "configmap-writer" },
+        "rules": [{ "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create"] }],
+    }))
+    .unwrap();
+    let writer_binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "configmap-writer" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "configmap-writer" },
+        "subjects": [{ "kind": "ServiceAccount", "name": "writer", "namespace": "default" }],
+    }))
+    .unwrap();
+    let bindings = Api::<RoleBinding>::namespaced(admin.clone(), "default");
+    bindings
+        .create(&PostParams::default(), &group_view)
+        .await
+        .unwrap();
+    Api::<Role>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &config_maps_only)
+        .await
+        .unwrap();
+    bindings
+        .create(&PostParams::default(), &writer_binding)
+        .await
+        .unwrap();
+    let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), "default");
+    let writer: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "writer"}})).unwrap();
+    accounts
+        .create(&PostParams::default(), &writer)
+        .await
+        .unwrap();
+    let token = accounts
+        .create_token_request("writer", &PostParams::default(), &TokenRequest::default())
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let server = cluster.url();
+    let ca = cluster.api.cert_dir.as_ref().unwrap().join("ca.crt");
+    let ca = ca.to_str().unwrap();
+
+    // The bindings were created before the caches could miss them: one wait for the last.
+    let as_writer = ["--server", &server, "--ca", ca, "--token", &token];
+    let seen = wait_for(
+        "the writer's binding reaches the authorizer",
+        Duration::from_secs(10),
+        || async {
+            let seen = python_probe(&as_writer).await;
+            (seen["list_configmaps"]["status"] == 200).then_some(seen)
+        },
+    )
+    .await;
+    assert_eq!(
+        seen["whoami"]["value"]["username"],
+        "system:serviceaccount:default:writer"
+    );
+    assert_eq!(seen["create_configmap"]["status"], 200, "{seen:?}");
+    assert_eq!(seen["list_secrets"]["status"], 403, "{seen:?}");
+    assert_eq!(
+        seen["list_secrets"]["message"],
+        "secrets is forbidden: User \"system:serviceaccount:default:writer\" cannot list resource \"secrets\" in API group \"\" in the namespace \"default\""
+    );
+
+    let alice = cluster.dir().join("alice.kubeconfig");
+    std::fs::write(
+        &alice,
+        cluster.kubeconfig_for("alice", Some("dev")).unwrap(),
+    )
+    .unwrap();
+    let seen = python_probe(&["--kubeconfig", alice.to_str().unwrap()]).await;
+    assert_eq!(seen["whoami"]["value"]["username"], "alice", "{seen:?}");
+    assert_eq!(
+        seen["whoami"]["value"]["groups"],
+        json!(["dev", "system:authenticated"])
+    );
+    assert_eq!(
+        seen["list_configmaps"]["value"],
+        json!(["from-python", "settings"]),
+        "{seen:?}"
+    );
+    assert_eq!(seen["create_configmap"]["status"], 403, "{seen:?}");
+    assert_eq!(
+        seen["create_configmap"]["message"],
+        "configmaps is forbidden: User \"alice\" cannot create resource \"configmaps\" in API group \"\" in the namespace \"default\""
+    );
+    assert_eq!(seen["list_secrets"]["status"], 403, "{seen:?}");
+
+    let seen = python_probe(&["--server", &server, "--ca", ca]).await;
+    for call in [
+        "whoami",
+        "list_configmaps",
+        "create_configmap",
+        "list_secrets",
+    ] {
+        assert_eq!(seen[call]["status"], 401, "anonymous {call}: {seen:?}");
+    }
+    cluster.stop().await;
+}

@@ -1100,6 +1100,18 @@ async fn a_pod_calls_the_api_with_its_own_service_account_token() {
          /usr/bin/curl -sS -o /dev/null -w 'anonymous=%{{http_code}}\\n' --cacert {dir}/ca.crt \
            https://127.0.0.1:{api_port}/api/v1/namespaces/default/pods"
     );
+    let python = skiff_testkit::python_with_kubernetes_client();
+    let tools = skiff_testkit::tools_dir().display().to_string();
+    // The virtualenv's interpreter lives where the machine's Python was installed.
+    let python_home = std::fs::canonicalize(&python)
+        .unwrap()
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .display()
+        .to_string();
+    let probe = skiff_testkit::repo_root().join("tests/python/probe.py");
+    let probe_dir = probe.parent().unwrap().display().to_string();
     let host_dir = |name: &str, path: &str| json!({"name": name, "hostPath": {"path": path, "type": "Directory"}});
     let mount = |name: &str, path: &str| json!({"name": name, "mountPath": path, "readOnly": true});
     // hostNetwork: the test's apiserver listens on the host's loopback only.
@@ -1108,9 +1120,18 @@ async fn a_pod_calls_the_api_with_its_own_service_account_token() {
         json!({
             "restartPolicy": "Never",
             "hostNetwork": true,
-            "containers": [{"name": "c", "image": IMAGE, "command": ["sh", "-c", script],
-                "volumeMounts": [mount("usr", "/usr"), mount("lib", "/lib"), mount("lib64", "/lib64")]}],
-            "volumes": [host_dir("usr", "/usr"), host_dir("lib", "/usr/lib"), host_dir("lib64", "/usr/lib64")],
+            "containers": [
+                {"name": "c", "image": IMAGE, "command": ["sh", "-c", script],
+                 "volumeMounts": [mount("usr", "/usr"), mount("lib", "/lib"), mount("lib64", "/lib64")]},
+                // The official Python client's in-cluster configuration: the token and CA
+                // from the volume; the address given explicitly (explicit env wins over the
+                // Service variables), the API listening on the host's loopback.
+                {"name": "py", "image": IMAGE, "command": [python.to_str().unwrap(), probe.to_str().unwrap(), "--in-cluster", "--pod", "caller"],
+                 "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}, {"name": "KUBERNETES_SERVICE_PORT", "value": api_port.to_string()}],
+                 "volumeMounts": [mount("usr", "/usr"), mount("lib", "/lib"), mount("lib64", "/lib64"), mount("pyenv", &python_home), mount("tools", &tools), mount("probe", &probe_dir)]},
+            ],
+            "volumes": [host_dir("usr", "/usr"), host_dir("lib", "/usr/lib"), host_dir("lib64", "/usr/lib64"),
+                host_dir("pyenv", &python_home), host_dir("tools", &tools), host_dir("probe", &probe_dir)],
         }),
     )
     .await;
@@ -1165,5 +1186,20 @@ async fn a_pod_calls_the_api_with_its_own_service_account_token() {
         logs.contains("anonymous=401"),
         "no token, no access: {logs}"
     );
+    let (code, logs) = agent_get(&env.cluster, port, "/containerLogs/default/caller/py").await;
+    assert_eq!(code, 200, "{logs}");
+    let seen: std::collections::BTreeMap<String, serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| (v["call"].as_str().unwrap_or_default().to_string(), v))
+        .collect();
+    assert_eq!(
+        seen.get("whoami").map(|v| v["value"]["username"].clone()),
+        Some(json!("system:serviceaccount:default:default")),
+        "{logs}"
+    );
+    assert_eq!(seen["get_pod"]["value"], "caller", "{logs}");
+    assert_eq!(seen["list_configmaps"]["status"], 403, "{logs}");
+    assert_eq!(seen["create_configmap"]["status"], 403, "{logs}");
     env.stop().await;
 }

@@ -29,7 +29,13 @@ pub struct ServiceAccountTokens {
     /// The audiences the API accepts, and that tokens get when a request names none
     /// (kube-apiserver's `--api-audiences`, which defaults to the issuer).
     api_audiences: Vec<String>,
+    /// The shortest lifetime a TokenRequest may ask for: ten minutes, as in Kubernetes,
+    /// unless lowered for tests.
+    min_expiration_seconds: i64,
 }
+
+/// Kubernetes' floor on `TokenRequest.spec.expirationSeconds`.
+pub const MIN_EXPIRATION_SECONDS: i64 = 600;
 
 impl ServiceAccountTokens {
     pub fn new(keys: TokenKeys) -> ServiceAccountTokens {
@@ -37,7 +43,18 @@ impl ServiceAccountTokens {
         ServiceAccountTokens {
             keys,
             api_audiences,
+            min_expiration_seconds: MIN_EXPIRATION_SECONDS,
         }
+    }
+
+    /// Accept TokenRequests for lifetimes down to `seconds`, so tests can see tokens expire.
+    pub fn with_min_expiration_for_testing(mut self, seconds: i64) -> ServiceAccountTokens {
+        self.min_expiration_seconds = seconds;
+        self
+    }
+
+    pub fn min_expiration_seconds(&self) -> i64 {
+        self.min_expiration_seconds
     }
 
     pub fn api_audiences(&self) -> &[String] {

@@ -9,6 +9,7 @@ use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest};
 use serde_json::{json, Value};
 
 use crate::auth::authn::jwt::{BoundRef, KubernetesClaims};
+use crate::auth::authn::service_account::MIN_EXPIRATION_SECONDS;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::object;
 use crate::registry::core::{node, pod, secret};
@@ -42,7 +43,6 @@ static TOKEN_REQUEST: ResourceInfo = ResourceInfo {
 
 /// `spec.expirationSeconds` when the request names none.
 pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
-const MIN_EXPIRATION_SECONDS: i64 = 600;
 const MAX_EXPIRATION_SECONDS: i64 = 1 << 32;
 
 struct Token;
@@ -57,6 +57,7 @@ impl CustomSubresource for Token {
 fn validated_spec(
     request: &TokenRequest,
     default_audiences: &[String],
+    min_expiration_seconds: i64,
 ) -> Result<(Vec<String>, i64, Option<BoundObjectReference>), Vec<Cause>> {
     let spec = &request.spec;
     let audiences = if spec.audiences.is_empty() {
@@ -68,11 +69,16 @@ fn validated_spec(
         .expiration_seconds
         .unwrap_or(DEFAULT_EXPIRATION_SECONDS);
     let mut causes = Vec::new();
-    if expiration < MIN_EXPIRATION_SECONDS {
+    if expiration < min_expiration_seconds {
+        let floor = if min_expiration_seconds == MIN_EXPIRATION_SECONDS {
+            "10 minutes".to_string()
+        } else {
+            format!("{min_expiration_seconds} seconds")
+        };
         causes.push(Cause::invalid(
             "spec.expirationSeconds",
             expiration,
-            "may not specify a duration less than 10 minutes",
+            &format!("may not specify a duration less than {floor}"),
         ));
     } else if expiration > MAX_EXPIRATION_SECONDS {
         causes.push(Cause::invalid(
@@ -116,8 +122,12 @@ async fn create_token(req: SubresourceRequest<'_>) -> ApiResult<Response> {
     }
     let mut request: TokenRequest = serde_json::from_value(body)
         .map_err(|e| ApiError::bad_request(format!("invalid TokenRequest: {e}")))?;
-    let (audiences, expiration, bound) = validated_spec(&request, tokens.api_audiences())
-        .map_err(|causes| ApiError::invalid(&TOKEN_REQUEST, req.name, causes))?;
+    let (audiences, expiration, bound) = validated_spec(
+        &request,
+        tokens.api_audiences(),
+        tokens.min_expiration_seconds(),
+    )
+    .map_err(|causes| ApiError::invalid(&TOKEN_REQUEST, req.name, causes))?;
 
     let sa = req
         .resource
@@ -251,21 +261,42 @@ mod tests {
     #[test]
     fn defaults_and_limits() {
         let default = vec!["https://kubernetes.default.svc.cluster.local".to_string()];
-        let (aud, exp, bound) = validated_spec(&request(json!({"spec": {}})), &default).unwrap();
+        let (aud, exp, bound) = validated_spec(
+            &request(json!({"spec": {}})),
+            &default,
+            MIN_EXPIRATION_SECONDS,
+        )
+        .unwrap();
         assert_eq!((aud, exp, bound), (default.clone(), 3600, None));
         let (aud, _, _) = validated_spec(
             &request(json!({"spec": {"audiences": ["vault"], "expirationSeconds": 600}})),
             &default,
+            MIN_EXPIRATION_SECONDS,
         )
         .unwrap();
         assert_eq!(aud, ["vault"]);
         let short = validated_spec(
             &request(json!({"spec": {"expirationSeconds": 60}})),
             &default,
+            MIN_EXPIRATION_SECONDS,
         )
         .unwrap_err();
         assert_eq!(short[0].field, "spec.expirationSeconds");
         assert!(short[0].message.contains("less than 10 minutes"));
+        // A floor lowered for tests is named in seconds.
+        let lowered = validated_spec(
+            &request(json!({"spec": {"expirationSeconds": 1}})),
+            &default,
+            2,
+        )
+        .unwrap_err();
+        assert!(lowered[0].message.contains("less than 2 seconds"));
+        assert!(validated_spec(
+            &request(json!({"spec": {"expirationSeconds": 2}})),
+            &default,
+            2
+        )
+        .is_ok());
     }
 
     #[test]
