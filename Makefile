@@ -50,6 +50,7 @@ lint:
 bench: deps
 	$(CARGO) build --workspace --release --bins --locked
 	$(CARGO) bench -p skiff-testkit --bench apiserver
+	$(CARGO) bench -p skiff-testkit --bench security
 	$(CARGO) bench -p skiff-testkit --bench scheduler
 	$(CARGO) bench -p skiff-testkit --bench agent
 	$(CARGO) bench -p skiff-testkit --bench proxy

@@ -6,66 +6,19 @@
 //! replace the apiserver section of docs/benchmarks.md.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
-use skiff_testkit::bench::{ms, quantiles};
+use skiff_testkit::bench::{drive, ms, stats};
 use skiff_testkit::TestCluster;
 use tokio::sync::Mutex;
 
 const OPS_PER_LEVEL: usize = 2000;
 const LEVELS: [usize; 3] = [1, 8, 64];
-
-struct Stats {
-    p50: Duration,
-    p99: Duration,
-    per_sec: f64,
-}
-
-fn stats(mut samples: Vec<Duration>, wall: Duration) -> Stats {
-    let q = quantiles(&mut samples);
-    Stats {
-        p50: q.p50,
-        p99: q.p99,
-        per_sec: samples.len() as f64 / wall.as_secs_f64(),
-    }
-}
-
-/// Run `total` operations split over `clients` tasks; each call gets its global index.
-async fn drive<F, Fut>(clients: usize, total: usize, op: F) -> Stats
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let op = Arc::new(op);
-    let samples = Arc::new(Mutex::new(Vec::with_capacity(total)));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|c| {
-            let op = op.clone();
-            let samples = samples.clone();
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                for i in (c..total).step_by(clients) {
-                    let t = Instant::now();
-                    op(i).await;
-                    mine.push(t.elapsed());
-                }
-                samples.lock().await.extend(mine);
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("benchmark task");
-    }
-    let wall = started.elapsed();
-    let samples = Arc::try_unwrap(samples).expect("tasks done").into_inner();
-    stats(samples, wall)
-}
 
 fn cm(name: String) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}}))

@@ -1,7 +1,8 @@
 //! Pieces the benchmarks share: results go into marked sections of docs/benchmarks.md, and the
 //! process may need more file descriptors than the default soft limit.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::repo_root;
 
@@ -23,6 +24,56 @@ pub fn quantiles(samples: &mut [Duration]) -> Quantiles {
         p50: pick(0.50),
         p99: pick(0.99),
     }
+}
+
+/// Latency quantiles and throughput of a run of operations.
+#[derive(Clone, Copy, Debug)]
+pub struct Stats {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub per_sec: f64,
+}
+
+/// [`Stats`] of `samples` taken over `wall`.
+pub fn stats(mut samples: Vec<Duration>, wall: Duration) -> Stats {
+    let q = quantiles(&mut samples);
+    Stats {
+        p50: q.p50,
+        p99: q.p99,
+        per_sec: samples.len() as f64 / wall.as_secs_f64(),
+    }
+}
+
+/// Run `total` operations split over `clients` tasks; each call gets its global index.
+pub async fn drive<F, Fut>(clients: usize, total: usize, op: F) -> Stats
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let samples = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(total)));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let op = op.clone();
+            let samples = samples.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for i in (c..total).step_by(clients) {
+                    let t = Instant::now();
+                    op(i).await;
+                    mine.push(t.elapsed());
+                }
+                samples.lock().await.extend(mine);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("benchmark task");
+    }
+    let wall = started.elapsed();
+    let samples = Arc::try_unwrap(samples).expect("tasks done").into_inner();
+    stats(samples, wall)
 }
 
 /// Milliseconds with two decimals, as the tables in docs/benchmarks.md show them.
