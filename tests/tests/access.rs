@@ -16,6 +16,20 @@ fn configmap(name: &str) -> ConfigMap {
     serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "k": "v" } })).unwrap()
 }
 
+/// Bind the ClusterRole `view` to the group `dev` in `default`.
+async fn grant_group_dev_view_in_default(admin: &kube::Client) {
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": { "name": "dev-view" },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
+        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "dev" }],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+}
+
 /// A plain HTTPS GET trusting the cluster CA, with no credentials.
 async fn anonymous_get(cluster: &TestCluster, path: &str) -> (u16, String) {
     let ca = cluster.api.cert_dir.as_ref().unwrap().join("ca.crt");
@@ -75,16 +89,7 @@ async fn a_view_user_reads_and_is_refused_writes_with_kubernetes_message() {
         ),
         "{err}"
     );
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": "dev-view" },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
-        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "dev" }],
-    }))
-    .unwrap();
-    Api::<RoleBinding>::namespaced(admin.clone(), "default")
-        .create(&PostParams::default(), &binding)
-        .await
-        .unwrap();
+    grant_group_dev_view_in_default(&admin).await;
     let cm = wait_for(
         "alice can read through the group binding",
         Duration::from_secs(10),
@@ -1143,12 +1148,6 @@ async fn the_official_python_client_authenticates_and_is_authorized() {
         .create(&PostParams::default(), &configmap("settings"))
         .await
         .unwrap();
-    let group_view: RoleBinding = serde_json::from_value(json!({
-        "metadata": { "name": "dev-view" },
-        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view" },
-        "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "dev" }],
-    }))
-    .unwrap();
     let config_maps_only: Role = serde_json::from_value(json!({
         "metadata": { "name": "configmap-writer" },
         "rules": [{ "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create"] }],
@@ -1160,11 +1159,8 @@ async fn the_official_python_client_authenticates_and_is_authorized() {
         "subjects": [{ "kind": "ServiceAccount", "name": "writer", "namespace": "default" }],
     }))
     .unwrap();
+    grant_group_dev_view_in_default(&admin).await;
     let bindings = Api::<RoleBinding>::namespaced(admin.clone(), "default");
-    bindings
-        .create(&PostParams::default(), &group_view)
-        .await
-        .unwrap();
     Api::<Role>::namespaced(admin.clone(), "default")
         .create(&PostParams::default(), &config_maps_only)
         .await
